@@ -1,0 +1,37 @@
+# The README's two commands: `make demo` and `make test`. Both build .venv from nothing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CONSTRAINTS := constraints/test.txt
+DEMO_EXTRAS ?= torch
+TEST_EXTRAS ?= test,torch
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint system-deps clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# A stamp per extras set: reinstall only when pyproject.toml or the pins change.
+$(VENV)/.installed-%: pyproject.toml $(CONSTRAINTS) | $(PY)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[$*]"
+	@touch $@
+
+demo: $(VENV)/.installed-$(DEMO_EXTRAS)
+	bash scripts/demo.sh $(VENV)
+
+system-deps:
+	bash tests/system/install-apt.sh
+
+test: $(VENV)/.installed-$(TEST_EXTRAS) system-deps
+	$(VENV)/bin/ruff check scripts tests hatch_build.py
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-$(TEST_EXTRAS)
+	$(VENV)/bin/ruff check scripts tests hatch_build.py
+	$(VENV)/bin/ruff format --check scripts tests
+
+clean-venv:
+	rm -rf $(VENV)
