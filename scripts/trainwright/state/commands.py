@@ -1,0 +1,161 @@
+"""`trainwright grimoire ...`: read, check and edit state files the exact way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trainwright.errors import TrainwrightError
+from trainwright.output import emit, json_option
+from trainwright.state.content_hash import content_hash
+from trainwright.state.document import read_document
+from trainwright.state.grimoire import ALL_KINDS, Grimoire, kind_of, update_file
+from trainwright.state.schema import validate_document
+
+
+def grimoire_from(ctx: click.Context) -> Grimoire:
+    return Grimoire(ctx.find_root().obj["grimoire"])
+
+
+def _resolve(g: Grimoire, target: str, project: str | None, kind: str | None) -> tuple[Path, str]:
+    if target in ALL_KINDS:
+        return g.path_for(target, project), target
+    path = Path(target)
+    found = kind or kind_of(path)
+    if found is None:
+        raise TrainwrightError(
+            f"{target}: not a known state file; give a kind ({', '.join(ALL_KINDS)}) "
+            "or a path with --kind"
+        )
+    return path, found
+
+
+@click.group("grimoire")
+def grimoire_group() -> None:
+    """Read, check and edit the grimoire state files (eye.md, studio.md, training/<name>/)."""
+
+
+@grimoire_group.command("new")
+@click.argument("project")
+@json_option
+@click.pass_context
+def new_cmd(ctx: click.Context, project: str, as_json: bool) -> None:
+    """Start training project PROJECT: create grimoire/training/PROJECT/ from the templates.
+
+    Files that already exist are kept as they are.
+    """
+    g = grimoire_from(ctx)
+    base = g.ensure_base()
+    result = g.new_project(project)
+    data = {
+        "project": project,
+        "folder": str(g.project_dir(project)),
+        "created": [str(p) for p in base + result["created"]],
+        "kept": [str(p) for p in result["kept"]],
+    }
+    emit(
+        data,
+        as_json,
+        lambda d: "\n".join(
+            [f"project {d['project']}: {d['folder']}"]
+            + [f"  created {p}" for p in d["created"]]
+            + [f"  kept    {p} (already there)" for p in d["kept"]]
+        ),
+    )
+
+
+@grimoire_group.command("show")
+@click.argument("target")
+@click.option("--project", help="Training project name (for per-project kinds).")
+@click.option("--kind", type=click.Choice(ALL_KINDS), help="Kind of file, when TARGET is a path.")
+@json_option
+@click.pass_context
+def show_cmd(
+    ctx: click.Context, target: str, project: str | None, kind: str | None, as_json: bool
+) -> None:
+    """Print the fields of a state file. TARGET is a kind (eye, intent, ...) or a path."""
+    path, kind = _resolve(grimoire_from(ctx), target, project, kind)
+    doc = read_document(path)
+    data = validate_document(doc, kind)
+    out = {"path": str(path), "kind": kind, **data}
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [f"{d['path']} ({d['kind']}): {d['title']}"]
+        for title, fields in d["sections"].items():
+            if fields:
+                lines.append(f"  [{title or 'top'}]")
+                lines += [f"    {k}: {'' if v is None else v}" for k, v in fields.items()]
+        return "\n".join(lines)
+
+    emit(out, as_json, human)
+
+
+@grimoire_group.command("set")
+@click.argument("target")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--section", default="", help="Heading the fields sit under (default: the top).")
+@click.option("--project", help="Training project name (for per-project kinds).")
+@click.option("--kind", type=click.Choice(ALL_KINDS), help="Kind of file, when TARGET is a path.")
+@json_option
+@click.pass_context
+def set_cmd(
+    ctx: click.Context,
+    target: str,
+    assignments: tuple[str, ...],
+    section: str,
+    project: str | None,
+    kind: str | None,
+    as_json: bool,
+) -> None:
+    """Set fields in a state file, keeping every other line as it is.
+
+    Example: trainwright grimoire set dataset-report --project mystyle
+    --section "Gate 1 Decision" Decision=GO "Reason=all checks passed"
+    """
+    g = grimoire_from(ctx)
+    path, kind = _resolve(g, target, project, kind)
+    fields: dict[str, object] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainwrightError(f"{item!r} is not KEY=VALUE")
+        fields[key.strip()] = value
+    data = update_file(path, kind, {section: fields})
+    out = {"path": str(path), "kind": kind, "set": fields, **data}
+    emit(out, as_json, lambda d: f"{d['path']}: set " + ", ".join(d["set"]))
+
+
+@grimoire_group.command("validate")
+@click.option("--project", help="Check only this training project.")
+@json_option
+@click.pass_context
+def validate_cmd(ctx: click.Context, project: str | None, as_json: bool) -> int:
+    """Check every state file against its schema. Exit 1 if any is invalid."""
+    g = grimoire_from(ctx)
+    results = g.validate_all(project)
+    bad = [r for r in results if r["ok"] is False]
+    out = {"grimoire": str(g.root), "ok": not bad, "files": results}
+
+    def human(d: dict[str, Any]) -> str:
+        lines = []
+        for r in d["files"]:
+            state = {True: "ok     ", False: "INVALID", None: "missing"}[r["ok"]]
+            lines.append(
+                f"{state} {r['path']}" + (f"\n        {r['error']}" if r["ok"] is False else "")
+            )
+        lines.append("all state files are valid" if d["ok"] else f"{len(bad)} invalid file(s)")
+        return "\n".join(lines)
+
+    emit(out, as_json, human)
+    return 1 if bad else 0
+
+
+@click.command("hash")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+def hash_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Content hash of files and folders (what a gate decision is bound to)."""
+    h = content_hash(*paths)
+    emit(h.as_dict(), as_json, lambda d: f"{d['digest']}  ({d['files']} files, {d['bytes']} bytes)")
