@@ -1,0 +1,114 @@
+"""The `trainwright` command: a click group; each subcommand is a thin shell over a library call.
+
+Exit codes: 0 success, 1 a check that says NO-GO or found problems, 2 bad usage or bad input
+(one line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from trainwright import __version__
+from trainwright.errors import TrainwrightError
+from trainwright.output import emit, json_option
+from trainwright.state.commands import grimoire_group, hash_cmd
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="trainwright")
+@click.option(
+    "--grimoire",
+    "grimoire",
+    type=click.Path(path_type=Path),
+    default=Path("grimoire"),
+    envvar="TRAINWRIGHT_GRIMOIRE",
+    show_default=True,
+    show_envvar=True,
+    help="Folder of the state files.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON output for every subcommand.")
+@click.pass_context
+def cli(ctx: click.Context, grimoire: Path, as_json: bool) -> None:
+    """trainwright: gated, measured, recorded model training for coding agents.
+
+    The skills in .claude/skills tell the agent which of these to run and when; each one is
+    also usable by hand. Every command takes --json and --help.
+    """
+    ctx.obj = {"grimoire": grimoire, "json": as_json}
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Report what is installed: python, torch/triton/torchtune, GPUs, SLURM, the pack."""
+    from trainwright.doctor import diagnose, render
+
+    emit(diagnose(ctx.obj["grimoire"]), as_json, render)
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--force", is_flag=True, help="Overwrite files you changed (your versions are backed up first)."
+)
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@json_option
+def init(directory: Path, force: bool, dry_run: bool, as_json: bool) -> None:
+    """Install the pack into DIRECTORY (default: here): .claude/, .codex/, resources/,
+    grimoire/, CLAUDE.md and AGENTS.md. Files you have changed are kept and reported."""
+    from trainwright.install import install_pack
+
+    report = install_pack(directory, force=force, dry_run=dry_run).as_dict()
+    report["dry_run"] = dry_run
+
+    def human(d: dict) -> str:
+        verb = "would " if d["dry_run"] else ""
+        lines = [f"{verb}install the trainwright pack into {d['target']}:"]
+        for key, label in (
+            ("installed", "new"),
+            ("updated", "updated"),
+            ("overwritten", "overwritten"),
+            ("unchanged", "unchanged"),
+        ):
+            if d[key]:
+                lines.append(f"  {len(d[key]):4d} {label}")
+        if d["kept"]:
+            lines.append(
+                f"  {len(d['kept']):4d} kept because you changed them "
+                "(--force overwrites, backing yours up):"
+            )
+            lines += [f"         {p}" for p in d["kept"]]
+        if d["backup_dir"]:
+            lines.append(f"  your previous versions: {d['backup_dir']}")
+        return "\n".join(lines)
+
+    emit(report, as_json, human)
+
+
+cli.add_command(grimoire_group)
+cli.add_command(hash_cmd)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = cli.main(args=argv, prog_name="trainwright", standalone_mode=False)
+    except TrainwrightError as exc:
+        click.echo(f"trainwright: error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("trainwright: aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"trainwright: error: {' '.join(exc.format_message().split())}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"trainwright: error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,1 @@
+"""Hardware facts: GPUs, the model catalog, VRAM estimates, environment probes."""

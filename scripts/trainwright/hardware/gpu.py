@@ -1,0 +1,92 @@
+"""Find NVIDIA GPUs through `nvidia-smi --query-gpu` CSV.
+
+The binary can be swapped with TRAINWRIGHT_NVIDIA_SMI (a path to a program that prints a
+recorded CSV), which is how the GPU paths are tested on machines without one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+QUERY = "name,memory.total,memory.used,driver_version,compute_cap"
+ENV_OVERRIDE = "TRAINWRIGHT_NVIDIA_SMI"
+
+
+@dataclass
+class GPU:
+    index: int
+    name: str
+    memory_total_mib: int
+    memory_used_mib: int
+    driver_version: str
+    compute_capability: str
+
+    @property
+    def memory_total_gib(self) -> float:
+        return round(self.memory_total_mib / 1024, 2)
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "memory_total_gib": self.memory_total_gib}
+
+
+@dataclass
+class GPUProbe:
+    found: bool
+    gpus: list[GPU]
+    source: str | None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "found": self.found,
+            "count": len(self.gpus),
+            "gpus": [g.as_dict() for g in self.gpus],
+            "source": self.source,
+            "error": self.error,
+        }
+
+
+def parse_query_csv(text: str) -> list[GPU]:
+    """Parse `--format=csv,noheader,nounits` output; raise ValueError on a malformed line."""
+    gpus = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 5:
+            raise ValueError(f"unexpected nvidia-smi line: {line!r}")
+        name, total, used, driver, cc = parts
+        gpus.append(GPU(len(gpus), name, int(float(total)), int(float(used)), driver, cc))
+    return gpus
+
+
+def probe_gpus(timeout: float = 15.0) -> GPUProbe:
+    binary = os.environ.get(ENV_OVERRIDE) or shutil.which("nvidia-smi")
+    if not binary:
+        return GPUProbe(False, [], None, "nvidia-smi not found (no NVIDIA driver on this machine)")
+    try:
+        proc = subprocess.run(
+            [binary, f"--query-gpu={QUERY}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return GPUProbe(False, [], binary, f"nvidia-smi could not run: {exc}")
+    if proc.returncode != 0:
+        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        return GPUProbe(
+            False,
+            [],
+            binary,
+            f"nvidia-smi failed: {msg[0] if msg else 'exit ' + str(proc.returncode)}",
+        )
+    try:
+        gpus = parse_query_csv(proc.stdout)
+    except ValueError as exc:
+        return GPUProbe(False, [], binary, str(exc))
+    return GPUProbe(bool(gpus), gpus, binary, None if gpus else "nvidia-smi listed no GPUs")
