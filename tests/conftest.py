@@ -1,0 +1,3 @@
+"""Shared fixtures. The SLURM cluster fixture lives in support/slurm_cluster.py."""
+
+pytest_plugins = ["support.slurm_cluster"]
