@@ -14,7 +14,7 @@ import click
 from trainwright import __version__
 from trainwright.errors import TrainwrightError
 from trainwright.output import emit, json_option
-from trainwright.state.commands import grimoire_group, hash_cmd
+from trainwright.state.commands import gate_group, grimoire_group, hash_cmd
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -93,6 +93,7 @@ def init(directory: Path, force: bool, dry_run: bool, as_json: bool) -> None:
 
 cli.add_command(grimoire_group)
 cli.add_command(hash_cmd)
+cli.add_command(gate_group)
 
 
 def main(argv: list[str] | None = None) -> None:

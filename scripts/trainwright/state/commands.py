@@ -159,3 +159,70 @@ def hash_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Content hash of files and folders (what a gate decision is bound to)."""
     h = content_hash(*paths)
     emit(h.as_dict(), as_json, lambda d: f"{d['digest']}  ({d['files']} files, {d['bytes']} bytes)")
+
+
+@click.group("gate")
+def gate_group() -> None:
+    """The four /train gates: dataset, config, environment, dry run. Launch needs four GOs."""
+
+
+@gate_group.command("check")
+@click.argument("project")
+@click.option("--gate", "number", type=int, required=True, help="Gate number, 1 to 4.")
+@json_option
+@click.pass_context
+def gate_check_cmd(ctx: click.Context, project: str, number: int, as_json: bool) -> int:
+    """Decide gate N for PROJECT from its state files; record GO / NO-GO with the reasons.
+
+    The decision is bound to a content hash of its inputs: changing them later makes it stale.
+    Exit 0 on GO, 1 on NO-GO.
+    """
+    from trainwright.state import gates
+
+    g = grimoire_from(ctx)
+    result = gates.check(g, project, number)
+    out = {
+        "project": project,
+        "gate": number,
+        "name": gates.spec(number).name,
+        "decision": result.decision,
+        "reasons": result.reasons,
+        "fixes": result.fixes,
+        "bound_to": result.binding,
+        "details": result.details,
+    }
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [f"Gate {d['gate']} ({d['name']}) for {d['project']}: {d['decision']}"]
+        lines += [f"  - {r}" for r in d["reasons"]]
+        if d["fixes"]:
+            lines.append("  To fix:")
+            lines += [f"  - {f}" for f in d["fixes"]]
+        return "\n".join(lines)
+
+    emit(out, as_json, human)
+    return 0 if result.decision == "GO" else 1
+
+
+@gate_group.command("status")
+@click.argument("project")
+@click.option(
+    "--require-all", is_flag=True, help="Exit 1 unless all four gates are GO and current."
+)
+@json_option
+@click.pass_context
+def gate_status_cmd(ctx: click.Context, project: str, require_all: bool, as_json: bool) -> int:
+    """Show the four gates of PROJECT: decision, and whether a GO is stale (inputs changed)."""
+    from trainwright.state import gates
+
+    out = gates.status(grimoire_from(ctx), project)
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [f"{d['project']}: " + ("ready to launch" if d["ready"] else "not ready to launch")]
+        for gt in d["gates"]:
+            state = "STALE (inputs changed since the decision)" if gt["stale"] else gt["decision"]
+            lines.append(f"  Gate {gt['gate']} {gt['name']:<12} {state}")
+        return "\n".join(lines)
+
+    emit(out, as_json, human)
+    return 1 if require_all and not out["ready"] else 0
