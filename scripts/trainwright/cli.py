@@ -91,6 +91,19 @@ def init(directory: Path, force: bool, dry_run: bool, as_json: bool) -> None:
     emit(report, as_json, human)
 
 
+@cli.command("status")
+@click.argument("project")
+@json_option
+@click.pass_context
+def status_cmd(ctx: click.Context, project: str, as_json: bool) -> None:
+    """Where training project PROJECT stands: intent, the four gates (stale or not), the run,
+    evaluation, and the next command to run. For resuming after a dropped session."""
+    from trainwright.state.grimoire import Grimoire
+    from trainwright.state.project_status import project_status, render
+
+    emit(project_status(Grimoire(ctx.obj["grimoire"]), project), as_json, render)
+
+
 cli.add_command(grimoire_group)
 cli.add_command(hash_cmd)
 cli.add_command(gate_group)
