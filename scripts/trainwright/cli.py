@@ -104,6 +104,19 @@ def status_cmd(ctx: click.Context, project: str, as_json: bool) -> None:
     emit(project_status(Grimoire(ctx.obj["grimoire"]), project), as_json, render)
 
 
+@cli.command("cost")
+@click.option("--gpu", required=True, help="GPU name, e.g. 'RTX 4090' or 'A100 80GB'.")
+@click.option("--hours", type=float, required=True, help="Expected run time in hours.")
+@click.option("--gpus", "count", type=int, default=1, show_default=True, help="Number of GPUs.")
+@click.option("--provider", help="Only this provider (runpod, vast).")
+@json_option
+def cost_cmd(gpu: str, hours: float, count: int, provider: str | None, as_json: bool) -> None:
+    """What a run costs on a rented cloud GPU, per provider and tier, cheapest first."""
+    from trainwright.hardware.cost import estimate_cost, render
+
+    emit(estimate_cost(gpu, hours, provider, count), as_json, render)
+
+
 cli.add_command(grimoire_group)
 cli.add_command(hash_cmd)
 cli.add_command(gate_group)
