@@ -156,3 +156,49 @@ def test_wheel_carries_the_pack_and_init_works_from_it(tmp_path: Path) -> None:
     assert str(site) in proc.stderr  # the pack came from the wheel, not the checkout
     assert (target / "CLAUDE.md").is_file()
     assert (target / "grimoire" / "templates" / "training" / "status.md").is_file()
+
+
+def test_users_own_settings_get_the_lock_hooks_merged_in(tmp_path: Path) -> None:
+    target = tmp_path / "proj"
+    settings = target / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    mine = {
+        "permissions": {"allow": ["Bash(ls:*)"]},
+        "hooks": {"PostToolUse": [{"matcher": "Edit", "hooks": []}]},
+    }
+    settings.write_text(json.dumps(mine))
+    report = json.loads(run_cli("init", str(target), "--json").stdout)
+    assert ".claude/settings.json" in report["merged"]
+    merged = json.loads(settings.read_text())
+    pack_hooks = json.loads((pack.pack_root() / ".claude/settings.json").read_text())["hooks"]
+    assert merged["permissions"] == mine["permissions"]
+    assert merged["hooks"]["PostToolUse"] == mine["hooks"]["PostToolUse"]
+    for group in pack_hooks["PreToolUse"]:
+        assert group in merged["hooks"]["PreToolUse"]
+    backup = Path(report["backup_dir"]) / ".claude" / "settings.json"
+    assert json.loads(backup.read_text()) == mine
+    # A second init finds the hooks already there and changes nothing.
+    again = json.loads(run_cli("init", str(target), "--json").stdout)
+    assert ".claude/settings.json" in again["unchanged"] and again["merged"] == []
+    assert json.loads(settings.read_text()) == merged
+
+
+def test_unparseable_settings_are_kept_not_merged(tmp_path: Path) -> None:
+    target = tmp_path / "proj"
+    settings = target / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("{ not json")
+    report = json.loads(run_cli("init", str(target), "--json").stdout)
+    assert ".claude/settings.json" in report["kept"]
+    assert settings.read_text() == "{ not json"
+
+
+def test_skills_are_linked_for_codex(tmp_path: Path) -> None:
+    target = tmp_path / "proj"
+    report = json.loads(run_cli("init", str(target), "--json").stdout)
+    skills = sorted(p.parent.name for p in (pack.pack_root() / ".claude/skills").glob("*/SKILL.md"))
+    assert report["linked"] == [f".agents/skills/{s}" for s in skills]
+    for s in skills:
+        link = target / ".agents" / "skills" / s
+        assert link.is_symlink() and (link / "SKILL.md").is_file()
+    assert json.loads(run_cli("init", str(target), "--json").stdout)["linked"] == []

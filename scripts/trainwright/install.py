@@ -4,6 +4,11 @@ A manifest (`.trainwright/pack.json`) records the digest of every file as instal
 init, a file whose digest still matches the manifest is one the user never touched and is
 updated; a file that differs is the user's and is kept (reported), unless `--force`, which first
 copies the user's version to `.trainwright/backup/<time>/` so nothing is lost.
+
+Two files are merged rather than kept: the user's own `.claude/settings.json` and
+`.codex/hooks.json` get the pack's hook entries added (theirs stay; the original is backed up),
+because without them the edit lock would silently not run. Codex finds skills under
+`.agents/skills/`: init links each pack skill there (links, not copies).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_bytes, atomic_write_text, locked
 
 MANIFEST = Path(".trainwright") / "pack.json"
+MERGED_HOOK_FILES = (".claude/settings.json", ".codex/hooks.json")
+AGENT_SKILLS = Path(".agents") / "skills"
 
 
 @dataclass
@@ -30,6 +37,8 @@ class InitReport:
     unchanged: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     overwritten: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    linked: list[str] = field(default_factory=list)
     backup_dir: Path | None = None
 
     def as_dict(self) -> dict[str, object]:
@@ -40,6 +49,8 @@ class InitReport:
             "unchanged": self.unchanged,
             "kept": self.kept,
             "overwritten": self.overwritten,
+            "merged": self.merged,
+            "linked": self.linked,
             "backup_dir": str(self.backup_dir) if self.backup_dir else None,
         }
 
@@ -89,13 +100,26 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
                     continue
                 if manifest.get(rel) == dst_digest:
                     report.updated.append(rel)
+                elif rel in MERGED_HOOK_FILES and not force:
+                    merged = merge_hooks(dst.read_bytes(), src.read_bytes())
+                    if merged is None:
+                        report.kept.append(rel)
+                    elif merged == dst.read_bytes():
+                        report.unchanged.append(rel)
+                    else:
+                        report.merged.append(rel)
+                        report.backup_dir = target / ".trainwright" / "backup" / stamp
+                        if not dry_run:
+                            _backup(dst, report.backup_dir / rel)
+                            atomic_write_bytes(dst, merged)
+                    # The merged file is the user's: never record it as an untouched pack copy.
+                    new_manifest.pop(rel, None)
+                    continue
                 elif force:
                     report.overwritten.append(rel)
                     report.backup_dir = target / ".trainwright" / "backup" / stamp
                     if not dry_run:
-                        backup = report.backup_dir / rel
-                        backup.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copy2(dst, backup)
+                        _backup(dst, report.backup_dir / rel)
                 else:
                     report.kept.append(rel)
                     continue
@@ -103,6 +127,7 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
                 atomic_write_bytes(dst, src.read_bytes())
                 shutil.copymode(src, dst)
             new_manifest[rel] = src_digest
+        report.linked = link_agent_skills(target, root, dry_run)
         if not dry_run:
             atomic_write_text(
                 target / MANIFEST,
@@ -112,3 +137,45 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
                 + "\n",
             )
     return report
+
+
+def _backup(path: Path, backup: Path) -> None:
+    backup.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, backup)
+
+
+def merge_hooks(user: bytes, pack_file: bytes) -> bytes | None:
+    """The user's hook/settings JSON with the pack's hook groups added; None if it is not JSON."""
+    try:
+        mine = json.loads(user)
+        theirs = json.loads(pack_file)
+    except ValueError:
+        return None
+    if not isinstance(mine, dict) or not isinstance(mine.get("hooks", {}), dict):
+        return None
+    hooks = mine.setdefault("hooks", {})
+    for event, groups in theirs.get("hooks", {}).items():
+        present = hooks.setdefault(event, [])
+        if not isinstance(present, list):
+            return None
+        for group in groups:
+            if group not in present:
+                present.append(group)
+    return (json.dumps(mine, indent=2) + "\n").encode()
+
+
+def link_agent_skills(target: Path, root: Path, dry_run: bool) -> list[str]:
+    """Link every pack skill into .agents/skills/ so Codex finds it; existing entries are left."""
+    linked = []
+    skills = root / ".claude" / "skills"
+    if not skills.is_dir():
+        return linked
+    for skill in sorted(p for p in skills.iterdir() if (p / "SKILL.md").is_file()):
+        link = target / AGENT_SKILLS / skill.name
+        if link.exists() or link.is_symlink():
+            continue
+        linked.append((AGENT_SKILLS / skill.name).as_posix())
+        if not dry_run:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path("..") / ".." / ".claude" / "skills" / skill.name)
+    return linked
