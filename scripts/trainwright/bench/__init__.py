@@ -1,0 +1,1 @@
+"""`trainwright bench kernel`: sweep a Triton kernel's block sizes, measure, write a cuda report."""
