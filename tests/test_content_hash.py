@@ -63,3 +63,24 @@ def test_cli_hash_json(dataset: Path) -> None:
 def test_missing_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(TrainwrightError, match="no such file"):
         content_hash(tmp_path / "nope")
+
+
+def test_dangling_and_looping_links_are_hashed_not_fatal(dataset: Path) -> None:
+    (dataset / "loop1.png").symlink_to("loop2.png")
+    (dataset / "loop2.png").symlink_to("loop1.png")
+    (dataset / "gone.png").symlink_to("/nonexistent/file.png")
+    first = content_hash(dataset)
+    assert first.files == 6
+    (dataset / "gone.png").unlink()
+    (dataset / "gone.png").symlink_to("/elsewhere/file.png")
+    assert content_hash(dataset).digest != first.digest
+
+
+def test_unreadable_regular_file_is_an_error(dataset: Path, tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their permissions")
+    (dataset / "a.png").chmod(0)
+    with pytest.raises(TrainwrightError, match="cannot be read"):
+        content_hash(dataset)

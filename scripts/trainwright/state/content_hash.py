@@ -2,7 +2,8 @@
 
 A folder's digest covers every non-hidden file under it (names starting with '.' are skipped, so
 .DS_Store or a quarantine folder do not count): its path relative to the folder, its size and its
-SHA-256. Renaming a file changes the digest, since captions pair with images by name.
+SHA-256. Renaming a file changes the digest, since captions pair with images by name. A link
+that cannot be followed (dangling, or a loop) counts by its target text.
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def content_hash(*paths: Path | str) -> ContentHash:
             try:
                 digest, size = _file_sha256(file)
             except OSError as exc:
-                raise TrainwrightError(f"{file}: cannot be read ({exc.strerror})") from None
-            outer.update(f"{rel}\0{size}\0{digest}\n".encode())
+                if not file.is_symlink():
+                    raise TrainwrightError(f"{file}: cannot be read ({exc.strerror})") from None
+                # A dangling or looping link: bind to where it points, so the audit's finding
+                # (not a crash) decides the gate, and fixing the link changes the hash.
+                digest, size = "link:" + os.readlink(file), 0
+            outer.update(f"{rel}\0{size}\0{digest}\n".encode("utf-8", "surrogateescape"))
             n_files += 1
             n_bytes += size
     return ContentHash(PREFIX + outer.hexdigest(), n_files, n_bytes)

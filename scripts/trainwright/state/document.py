@@ -209,3 +209,64 @@ def set_fields(doc: Document, updates: dict[str, dict[str, object]]) -> Document
     return parse_document(
         "\n".join(out) + ("\n" if doc.trailing_newline or appended else ""), doc.path
     )
+
+
+BLOCK_START = "<!-- trainwright:{} -->"
+BLOCK_END = "<!-- /trainwright:{} -->"
+
+
+def set_block(doc: Document, section: str, block_id: str, body: str) -> Document:
+    """Return a new Document whose tool-written block `block_id` holds `body`.
+
+    The block sits between two HTML comment markers (invisible when rendered). The first time, it
+    is added at the end of `section` (after its prose, before the next heading; a missing section
+    is appended as `## section`); afterwards only the text between the markers is replaced, so
+    whatever a person wrote around it stays as it was.
+    """
+    if not re.fullmatch(r"[a-z0-9-]+", block_id):
+        raise TrainwrightError(f"block name {block_id!r} is not allowed")
+    start, end = BLOCK_START.format(block_id), BLOCK_END.format(block_id)
+    body_lines = body.rstrip("\n").split("\n") if body.strip() else []
+    if any(ln.strip() in (start, end) for ln in body_lines):
+        raise TrainwrightError("a block's text cannot contain its own markers")
+    lines = list(doc.lines)
+    idx = [i for i, ln in enumerate(lines) if ln.strip() in (start, end)]
+    if idx:
+        if len(idx) != 2 or lines[idx[0]].strip() != start or lines[idx[1]].strip() != end:
+            raise StateFileError(
+                doc.path or _where(doc.path),
+                f"the markers of block '{block_id}' are damaged: restore or remove both",
+                idx[0] + 1,
+            )
+        out = lines[: idx[0] + 1] + body_lines + lines[idx[1] :]
+    else:
+        sec = doc.sections.get(section)
+        block = ["", start, *body_lines, end]
+        if sec is None:
+            out = list(lines)
+            while out and out[-1].strip() == "":
+                out.pop()
+            out += ["", f"## {section}", *block[1:]]
+        else:
+            stop = len(lines)
+            in_fence = False
+            for i in range(max(sec.line, 1), len(lines)):
+                if FENCE.match(lines[i]):
+                    in_fence = not in_fence
+                elif not in_fence and HEADING.match(lines[i]):
+                    stop = i
+                    break
+            head = lines[:stop]
+            while len(head) > max(sec.line, 0) and head[-1].strip() == "":
+                head.pop()
+            tail = lines[stop:]
+            out = head + block + ([""] if tail else []) + tail
+    return parse_document("\n".join(out) + "\n", doc.path)
+
+
+def get_block(doc: Document, block_id: str) -> str | None:
+    start, end = BLOCK_START.format(block_id), BLOCK_END.format(block_id)
+    idx = [i for i, ln in enumerate(doc.lines) if ln.strip() in (start, end)]
+    if len(idx) != 2:
+        return None
+    return "\n".join(doc.lines[idx[0] + 1 : idx[1]])
