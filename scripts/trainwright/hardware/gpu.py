@@ -90,3 +90,57 @@ def probe_gpus(timeout: float = 15.0) -> GPUProbe:
     except ValueError as exc:
         return GPUProbe(False, [], binary, str(exc))
     return GPUProbe(bool(gpus), gpus, binary, None if gpus else "nvidia-smi listed no GPUs")
+
+
+# --- the GPU table (resources/environment/gpus.yaml) and studio.md GPUs ------------------------
+
+GPU_TABLE = "resources/environment/gpus.yaml"
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    name: str
+    memory_gib: float
+    bf16_tflops: float | None = None
+    source: str = "table"  # table | studio | --vram
+
+
+def _normal(name: str) -> str:
+    import re
+
+    text = name.lower().replace("nvidia", "").replace("geforce", "")
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+def gpu_table() -> list[dict[str, object]]:
+    import yaml
+
+    from trainwright import pack
+
+    return list(yaml.safe_load(pack.read_text(GPU_TABLE))["gpus"])
+
+
+def lookup_gpu(name: str) -> GPUSpec:
+    """A GPU from the table by name or alias ('RTX 4090', 'a100-80gb', 'H100'); else exit 2."""
+    import difflib
+
+    from trainwright.errors import TrainwrightError
+
+    wanted = _normal(name)
+    table = gpu_table()
+    for entry in table:
+        aliases = [str(a) for a in entry.get("aliases", []) or []]  # type: ignore[attr-defined]
+        if wanted in {_normal(n) for n in [str(entry["name"]), *aliases]}:
+            tflops = entry.get("bf16_tflops")
+            return GPUSpec(
+                str(entry["name"]),
+                round(float(str(entry["memory_mib"])) / 1024, 2),
+                float(str(tflops)) if tflops else None,
+            )
+    known = [str(e["name"]) for e in table]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise TrainwrightError(
+        f"GPU '{name}' is not in the GPU table{hint} (give --vram GB for any other card, or add it "
+        "to grimoire/studio.md)"
+    )

@@ -1,0 +1,276 @@
+"""Backend `tiny`: the embedded trainer (backends/tiny_model), LoRA on a bundled 0.5 M-parameter
+image denoiser. It runs anywhere PyTorch does (two CPU cores: about a minute for the demo; CUDA
+when present) and writes what the big trainers write: a YAML config, a `.safetensors` LoRA per
+saved epoch, and a line-per-step log. It is the default for the demo and the tests, and the
+honest stand-in for kohya / ai-toolkit / SimpleTuner / torchtune where those cannot run.
+
+Config: `tiny.yaml` in the project folder (keys in tiny_model/train.py DEFAULTS). Command:
+`python -m trainwright.backends.tiny_model.train tiny.yaml` plus overrides: `--max-steps N`
+(dry run), `--batch-size`, `--accumulation` (the batch knob), `--resume latest`. Checkpoints:
+`<output_dir>/<output_name>-epoch-NNNN.safetensors`, epoch/step/loss in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NAME = "tiny"
+CONFIG_FILE = "tiny.yaml"
+LOG_FORMAT = "tiny"
+BASE_MODEL = "tiny-denoiser (bundled)"
+HAS_ACCUMULATION = True
+CAN_RESUME = True
+RUNS_ON_CPU = True  # Gate 3 does not ask for a GPU
+DEFAULT_SAVE_EVERY = 5
+
+
+def render_config(
+    *,
+    dataset: Path | str,
+    trigger_word: str,
+    output_name: str,
+    epochs: int = 10,
+    batch_size: int = 4,
+    gradient_accumulation_steps: int = 1,
+    learning_rate: float = 1e-3,
+    rank: int = 4,
+    alpha: int = 4,
+    resolution: int = 64,
+    save_every_n_epochs: int = DEFAULT_SAVE_EVERY,
+    output_dir: str = "checkpoints",
+    seed: int = 42,
+    **extra: Any,
+) -> dict[str, str]:
+    """The backend's files, name -> text (written into the project folder by the caller)."""
+    from trainwright.backends.tiny_model.train import DEFAULTS
+
+    unknown = sorted(set(extra) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"the tiny backend has no setting {', '.join(unknown)}")
+    cfg = {
+        "base_model": "bundled",
+        "dataset": str(dataset),
+        "trigger_word": trigger_word,
+        "output_name": output_name,
+        "output_dir": output_dir,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "gradient_accumulation_steps": gradient_accumulation_steps,
+        "learning_rate": learning_rate,
+        "rank": rank,
+        "alpha": alpha,
+        "resolution": resolution,
+        "save_every_n_epochs": save_every_n_epochs,
+        "seed": seed,
+        **extra,
+    }
+    head = (
+        "# trainwright tiny backend: LoRA on the bundled denoiser.\n"
+        "# Keys: scripts/trainwright/backends/tiny_model/train.py (DEFAULTS). Paths are relative\n"
+        "# to this file.\n"
+    )
+    return {CONFIG_FILE: head + yaml.safe_dump(cfg, sort_keys=False)}
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    from trainwright.backends.tiny_model.train import TinyError, load_config
+
+    try:
+        return load_config(path)
+    except TinyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def command(
+    config: Path,
+    *,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    accumulation: int | None = None,
+    resume: bool = False,
+    save: bool = True,
+) -> list[str]:
+    cmd = [sys.executable, "-u", "-m", "trainwright.backends.tiny_model.train", str(config)]
+    if max_steps is not None:
+        cmd += ["--max-steps", str(max_steps)]
+    if batch_size is not None:
+        cmd += ["--batch-size", str(batch_size)]
+    if accumulation is not None:
+        cmd += ["--accumulation", str(accumulation)]
+    if resume:
+        cmd += ["--resume", "latest"]
+    if not save:
+        cmd.append("--no-save")
+    return cmd
+
+
+def batch_settings(config: Path) -> tuple[int, int]:
+    cfg = read_config(config)
+    return int(cfg["batch_size"]), int(cfg["gradient_accumulation_steps"])
+
+
+def checkpoint_dir(config: Path) -> Path:
+    return Path(read_config(config)["output_dir"])
+
+
+def checkpoint_info(path: Path) -> dict[str, Any]:
+    """Epoch, step and loss from a checkpoint's safetensors metadata."""
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:  # listing checkpoints must work without the torch extra
+        return {}
+
+    try:
+        with safe_open(str(path), "np") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError):
+        return {}
+
+    def num(key: str, kind: type) -> Any:
+        try:
+            return kind(meta[key])
+        except (KeyError, ValueError):
+            return None
+
+    return {"epoch": num("epoch", int), "step": num("step", int), "loss": num("loss", float)}
+
+
+def installed() -> tuple[bool, str]:
+    """Whether this machine can run the backend, and what was found."""
+    missing = [m for m in ("torch", "safetensors") if importlib.util.find_spec(m) is None]
+    if missing:
+        return False, f"{', '.join(missing)} not installed: pip install 'trainwright[torch]'"
+    from trainwright.backends.tiny_model.train import bundled_weights
+
+    if not bundled_weights().is_file():
+        return False, (
+            f"bundled weights missing at {bundled_weights()}: "
+            "python -m trainwright.backends.tiny_model.make_weights"
+        )
+    return True, f"torch + safetensors, weights {bundled_weights().name}"
+
+
+def write_project_config(grimoire: Any, project: str, **params: Any) -> Path:
+    """Write tiny.yaml into the project folder from intent.md, and record it in config.md.
+
+    The fallback for when `trainwright config` cannot render a tiny config: the dataset folder
+    and trigger word come from intent.md, `params` override the defaults of render_config.
+    """
+    from trainwright.errors import TrainwrightError
+    from trainwright.state.atomic import atomic_write_text
+
+    preset = str(params.get("preset", "custom"))
+    _, intent = grimoire.read("intent", project)
+    top = intent["sections"][""]
+    folder, trigger = top.get("Dataset folder"), top.get("Trigger word")
+    if not folder or not trigger:
+        raise TrainwrightError(
+            f"intent.md of '{project}' needs a Dataset folder and a Trigger word first"
+        )
+    params.pop("preset", None)
+    files = render_config(dataset=folder, trigger_word=trigger, output_name=project, **params)
+    from trainwright.backends.tiny_model.train import TinyError, validate
+
+    try:
+        validate(yaml.safe_load(files[CONFIG_FILE]), CONFIG_FILE)
+    except TinyError as exc:
+        raise TrainwrightError(str(exc)) from None
+    target = grimoire.project_dir(project)
+    for name, text in files.items():
+        atomic_write_text(target / name, text)
+    cfg = yaml.safe_load(files[CONFIG_FILE])
+    grimoire.update(
+        "config",
+        {
+            "": {
+                "Backend": NAME,
+                "Base model": BASE_MODEL,
+                "Preset": preset,
+                "Key parameters": (
+                    f"lr={cfg['learning_rate']}, epochs={cfg['epochs']}, "
+                    f"batch={cfg['batch_size']}, rank={cfg['rank']}"
+                ),
+                "Estimated VRAM": "none (CPU); under 1 GB on a GPU",
+                "Config file": CONFIG_FILE,
+            }
+        },
+        project,
+    )
+    return target / CONFIG_FILE
+
+
+# --- for `trainwright config` (a TrainingPlan from backends/common.py) ----------------------
+KINDS = ("image",)
+OPTIMIZER_KEY = "tiny"  # the tiny trainer has AdamW only
+
+
+def render(plan: Any) -> dict[str, str]:
+    """tiny.yaml from a backend-neutral TrainingPlan."""
+    if plan.optimizer != "adamw":
+        raise ValueError(f"the tiny backend trains with AdamW only, not {plan.optimizer}")
+    return render_config(
+        dataset=plan.dataset_dir,
+        trigger_word=plan.trigger_word or plan.project,
+        output_name=plan.output_name,
+        output_dir=plan.output_dir or "checkpoints",
+        epochs=plan.epochs,
+        batch_size=plan.batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation,
+        learning_rate=plan.learning_rate,
+        rank=plan.rank,
+        alpha=int(plan.alpha),
+        resolution=min(int(plan.resolution), 64),
+        save_every_n_epochs=plan.save_every_n_epochs,
+        seed=plan.seed,
+    )
+
+
+def check_keys(files: dict[str, str]) -> list[str]:
+    from trainwright.backends.tiny_model.train import DEFAULTS, REQUIRED
+
+    try:
+        cfg = yaml.safe_load(files.get(CONFIG_FILE, "")) or {}
+    except yaml.YAMLError as exc:
+        return [f"{CONFIG_FILE}: not valid YAML ({exc})"]
+    known = set(DEFAULTS) | set(REQUIRED)
+    return [
+        f"{CONFIG_FILE}: '{k}' is not a key the tiny trainer knows" for k in cfg if k not in known
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m trainwright.backends.tiny PROJECT [key=value ...]`: write tiny.yaml and
+    config.md for PROJECT (the fallback when `trainwright config` cannot)."""
+    import argparse
+    import os
+
+    from trainwright.errors import TrainwrightError
+    from trainwright.state.grimoire import Grimoire
+
+    ap = argparse.ArgumentParser(prog="python -m trainwright.backends.tiny")
+    ap.add_argument("project")
+    ap.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="e.g. epochs=10 rank=8")
+    ap.add_argument("--grimoire", default=os.environ.get("TRAINWRIGHT_GRIMOIRE", "grimoire"))
+    args = ap.parse_args(argv)
+    try:
+        params: dict[str, Any] = {}
+        for item in args.settings:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise TrainwrightError(f"{item!r} is not KEY=VALUE")
+            params[key.strip()] = yaml.safe_load(raw)
+        path = write_project_config(Grimoire(args.grimoire), args.project, **params)
+    except (TrainwrightError, ValueError, TypeError) as exc:
+        print(f"trainwright: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} and recorded it in config.md (Backend: tiny)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

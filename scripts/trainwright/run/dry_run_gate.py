@@ -1,0 +1,127 @@
+"""Gate 4 (dry run): run the configured backend for a few real steps and say why it failed.
+
+The backend's own step limit runs 2-5 optimizer steps with checkpoint saving off; the output
+goes to dry-run.log in the project folder (an earlier dry-run log is moved aside, not deleted).
+GO when the model loaded, the data was read and at least 2 steps completed. A failure is sorted
+into model load, dataset/captions, out-of-memory (with the batch to try), CUDA/driver mismatch,
+missing package, config, hang or no training at all (see run/failures.py).
+
+`trainwright dry-run NAME --steps N --timeout S` records N and S under "Dry Run (Gate 4)" in
+progress.md before the gate runs, which is where check() reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from trainwright.errors import TrainwrightError
+from trainwright.run import failures
+from trainwright.run.child import run_child
+from trainwright.run.logs import read_log
+from trainwright.run.plan import config_files, load_plan
+from trainwright.state.content_hash import content_hash
+from trainwright.state.gates import GO, NO_GO, GateResult
+from trainwright.state.grimoire import Grimoire
+
+SECTION = "Dry Run (Gate 4)"
+DEFAULT_STEPS, MIN_STEPS, MAX_STEPS = 3, 2, 5
+DEFAULT_TIMEOUT = 900.0
+LOG_NAME = "dry-run.log"
+
+
+def inputs(g: Grimoire, project: str) -> list[Path]:
+    """Every config file config.md lists, and the dataset folder: what a dry run's GO is bound
+    to."""
+    _, paths = config_files(g, project)
+    _, intent = g.read("intent", project)
+    folder = (intent["sections"][""].get("Dataset folder") or "").strip()
+    if not folder or not Path(folder).is_dir():
+        raise TrainwrightError(
+            f"the dataset folder {folder!r} in intent.md of '{project}' does not exist"
+        )
+    return [*paths, Path(folder)]
+
+
+def binding(g: Grimoire, project: str) -> str:
+    return content_hash(*inputs(g, project)).digest
+
+
+def settings(g: Grimoire, project: str) -> tuple[int, float]:
+    _, data = g.read("progress", project)
+    sec = data["sections"].get(SECTION, {})
+    steps = sec.get("Steps requested") or DEFAULT_STEPS
+    timeout = sec.get("Time limit s") or DEFAULT_TIMEOUT
+    return max(MIN_STEPS, min(MAX_STEPS, int(steps))), float(timeout)
+
+
+def _rotate(log: Path) -> None:
+    if log.exists() and log.stat().st_size:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(log.stat().st_mtime))
+        target = log.with_name(f"dry-run.{stamp}.log")
+        n = 1
+        while target.exists():
+            n += 1
+            target = log.with_name(f"dry-run.{stamp}-{n}.log")
+        log.rename(target)
+
+
+def check(g: Grimoire, project: str) -> GateResult:
+    try:
+        plan = load_plan(g, project)
+        bound = binding(g, project)
+    except TrainwrightError as exc:
+        return GateResult(
+            NO_GO, [exc.one_line()], None, fixes=[f"trainwright gate check {project} --gate 2"]
+        )
+    steps, timeout = settings(g, project)
+    log = plan.folder / LOG_NAME
+    _rotate(log)
+    cmd = plan.command(max_steps=steps, save=False)
+    with open(log, "wb") as fh:
+        fh.write(f"=== trainwright dry run: {steps} steps, batch {plan.batch} ===\n".encode())
+        result = run_child(cmd, plan.folder, [fh], timeout)
+    state = read_log(log, plan.log_format, plan.line_parser)
+    done = len([p for p in state.points.values()])
+    record: dict[str, object] = {"Steps completed": done, "Log": LOG_NAME}
+    if result.returncode == 0 and done >= MIN_STEPS:
+        record["Failure kind"] = "none"
+        loss = f"; loss {state.loss_start:.4g} -> {state.loss:.4g}" if state.points else ""
+        return GateResult(
+            GO,
+            [f"the model loaded, the data was read and {done} training steps ran{loss}"],
+            bound,
+            updates={SECTION: record},
+            details={"steps_completed": done, "log": str(log), "command": cmd},
+        )
+    if result.hung:
+        failure = failures.Failure(
+            "hang",
+            f"The trainer printed nothing for {timeout:g} s and was stopped.",
+            "look at the end of dry-run.log: a model download or a prompt waiting for input "
+            "are the usual causes; raise the limit with --timeout if loading is just slow",
+        )
+    elif result.returncode == 0:
+        failure = failures.Failure(
+            "no-training",
+            f"The trainer exited normally after {done} step(s); a dry run needs {MIN_STEPS}.",
+            "check the dataset path and the step/epoch settings in the config",
+        )
+    else:
+        failure = failures.classify(result.text, result.returncode, plan.batch)
+    record["Failure kind"] = failure.kind
+    reason = failure.message + (f" ({failure.evidence})" if failure.evidence else "")
+    return GateResult(
+        NO_GO,
+        [reason],
+        bound,
+        fixes=[failure.fix],
+        updates={SECTION: record},
+        details={
+            "steps_completed": done,
+            "log": str(log),
+            "command": cmd,
+            "failure": failure.as_dict(),
+            "returncode": result.returncode,
+        },
+    )

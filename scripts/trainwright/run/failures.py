@@ -1,0 +1,143 @@
+"""Why a trainer stopped, read from its output and exit status, in plain words with the fix.
+
+The patterns are the messages the real tools print (PyTorch's allocators, CUDA, safetensors,
+Python's import system, kohya, SimpleTuner, the tiny backend); resources/training/failure-modes.md
+lists the same kinds for people.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import asdict, dataclass
+
+OOM_PATTERNS = (
+    r"CUDA out of memory",
+    r"HIP out of memory",
+    r"torch\.OutOfMemoryError",
+    r"DefaultCPUAllocator: can't allocate memory",
+    r"CUBLAS_STATUS_ALLOC_FAILED",
+    r"CUDNN_STATUS_NOT_SUPPORTED",  # cuDNN's way of saying it found no workspace, usually
+    r"CUDNN_STATUS_ALLOC_FAILED",
+    r"MPS backend out of memory",
+    r"\bout of memory\.",
+)
+OOM = re.compile("|".join(OOM_PATTERNS))
+KILLED_CODES = (-signal.SIGKILL, 128 + signal.SIGKILL)
+
+
+@dataclass
+class Failure:
+    kind: str  # oom | model | dataset | cuda | package | config | hang | no-training | crash
+    message: str
+    fix: str
+    evidence: str | None = None  # the line that gave it away
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+_RULES: list[tuple[str, re.Pattern[str], str, str]] = [
+    (
+        "cuda",
+        re.compile(
+            r"driver (?:on your system )?is too old|CUDA driver version is insufficient|"
+            r"no kernel image is available|Found no NVIDIA driver|"
+            r"Torch not compiled with CUDA enabled|cudaErrorInsufficientDriver|"
+            r"CUDA error: (?!out of memory)[^\n]*",
+            re.I,
+        ),
+        "PyTorch and the NVIDIA driver do not match (or this PyTorch has no CUDA support).",
+        "run 'trainwright env check' and install the PyTorch build it names for your driver",
+    ),
+    (
+        "package",
+        re.compile(
+            r"ModuleNotFoundError: No module named '[^']+'|ImportError: [^\n]+|"
+            r"command not found|No such file or directory: '(?:accelerate|tune|python)[^']*'"
+        ),
+        "A package the trainer needs is not installed.",
+        "install the missing package in the trainer's environment, then rerun "
+        "'trainwright env check'",
+    ),
+    (
+        "model",
+        re.compile(
+            r"tiny: error model: [^\n]+|Error while deserializing header[^\n]*|"
+            r"HeaderTooLarge|SafetensorError[^\n]*|invalid load key[^\n]*|"
+            r"PytorchStreamReader failed[^\n]*|"
+            r"(?:FileNotFoundError|OSError)[^\n]*(?:\.safetensors|\.ckpt|\.bin|model)[^\n]*|"
+            r"is not a valid model identifier[^\n]*|Repository Not Found[^\n]*"
+        ),
+        "The base model could not be loaded: the path is wrong or the file is damaged "
+        "(often a download that stopped part-way).",
+        "check the base model path in config.md; if the file exists, download it again and "
+        "compare its size with the source",
+    ),
+    (
+        "dataset",
+        re.compile(
+            r"tiny: error dataset: [^\n]+|UnicodeDecodeError[^\n]*|"
+            r"No images were discovered by the bucket manager[^\n]*|"
+            r"No data found in dataset|no images? found[^\n]*|"
+            r"extra keys not allowed[^\n]*|cannot identify image file[^\n]*",
+            re.I,
+        ),
+        "The dataset or its captions could not be read.",
+        "fix the file it names (captions must be UTF-8 text next to each image), then rerun "
+        "the dataset gate: 'trainwright gate check NAME --gate 1'",
+    ),
+    (
+        "config",
+        re.compile(
+            r"tiny: error config: [^\n]+|error: unrecognized arguments[^\n]*|"
+            r"voluptuous[^\n]*|Config is not well-formed[^\n]*"
+        ),
+        "The trainer rejected its configuration.",
+        "regenerate the configuration with 'trainwright config NAME' and rerun Gate 2",
+    ),
+]
+
+
+def oom_line(text: str) -> str | None:
+    m = OOM.search(text)
+    if not m:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    end = text.find("\n", m.end())
+    return text[start : end if end != -1 else len(text)].strip()
+
+
+def is_oom(text: str, returncode: int | None) -> bool:
+    return oom_line(text) is not None or returncode in KILLED_CODES
+
+
+def classify(text: str, returncode: int | None, batch: int | None = None) -> Failure:
+    """Name the most likely cause of a failed run from its output."""
+    line = oom_line(text)
+    if line or returncode in KILLED_CODES:
+        smaller = f" (try batch {max(1, batch // 2)})" if batch and batch > 1 else ""
+        how = (
+            f"the trainer ran out of memory: {line}"
+            if line
+            else "the trainer was killed by the system (SIGKILL), which on Linux almost always "
+            "means the kernel's out-of-memory killer"
+        )
+        return Failure(
+            "oom",
+            f"Out of memory on the first steps: {how}.",
+            f"lower the batch size{smaller}; 'trainwright launch' does this by itself, halving "
+            "the batch and raising gradient accumulation to keep the effective batch",
+            line,
+        )
+    for kind, pattern, message, fix in _RULES:
+        m = pattern.search(text)
+        if m:
+            return Failure(kind, message, fix, m.group(0).strip()[:300])
+    tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [""]
+    return Failure(
+        "crash",
+        f"The trainer stopped with exit status {returncode}.",
+        "read the last lines of the log; 'trainwright monitor NAME' shows them",
+        tail[0][:300] or None,
+    )
