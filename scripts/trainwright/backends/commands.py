@@ -1,0 +1,343 @@
+"""`trainwright config`: write a trainer's own config files for a project, sized to its GPU."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trainwright.errors import TrainwrightError
+from trainwright.output import emit, json_option
+
+PLAN_FILE = "trainwright-plan.json"
+
+
+def vram_setup(plan: Any, backend: Any = None) -> Any:
+    """The estimator's view of a plan; a backend may add what its file implies
+    (`vram_overrides(plan)`: a quantized base, cached text-encoder outputs)."""
+    from trainwright.backends.common import data
+    from trainwright.hardware.vram import Setup
+
+    opt = data("optimizers")["optimizers"][plan.optimizer]
+    image = plan.model.is_image
+    backend_view: dict[str, Any] = {}
+    if backend is not None and hasattr(backend, "vram_overrides"):
+        backend_view = backend.vram_overrides(plan)
+    setup = Setup(
+        method=plan.method,
+        precision=plan.precision,
+        rank=plan.rank,
+        targets="all",  # kohya / ai-toolkit / torchtune's defaults adapt every linear layer
+        optimizer=opt["vram_name"],
+        batch=plan.batch_size,
+        seq_len=None if image else plan.seq_len,
+        resolution=(plan.resolution, plan.resolution) if image else None,
+        gradient_accumulation=plan.gradient_accumulation,
+        gradient_checkpointing=plan.gradient_checkpointing,
+        cache_latents=plan.cache_latents if image else False,
+        cache_text_encoder=plan.cache_text_encoder if image else False,
+        lora_dropout=plan.lora_dropout,
+    )
+    return replace(setup, **backend_view)
+
+
+def _studio_model_path(g: Any, model: Any) -> str | None:
+    """The File of a studio.md `### Model:` entry naming this model (id, alias or name)."""
+    path = g.path_for("studio")
+    if not path.exists():
+        return None
+    _, data = g.read("studio")
+    wanted = {model.id.lower(), model.name.lower(), *(a.lower() for a in model.aliases)}
+    for title, fields in data["sections"].items():
+        if title.startswith("Model: ") and title.removeprefix("Model: ").strip().lower() in wanted:
+            return str(fields.get("File") or "") or None
+    return None
+
+
+def _hub_id(model: Any) -> str | None:
+    return next((a for a in model.aliases if "/" in a), None)
+
+
+def _write_files(folder: Path, files: dict[str, str]) -> list[str]:
+    """Write the files; a changed existing one is kept beside as <name>.<time>.bak first."""
+    from trainwright.state.atomic import atomic_write_text
+
+    kept = []
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for name, text in files.items():
+        path = folder / name
+        if name != PLAN_FILE and path.exists() and path.read_text(encoding="utf-8") != text:
+            backup = path.with_name(f"{path.name}.{stamp}.bak")
+            atomic_write_text(backup, path.read_text(encoding="utf-8"))
+            kept.append(str(backup))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    return kept
+
+
+def generate(
+    grimoire: Path,
+    project: str,
+    backend_name: str,
+    model_id: str | None,
+    preset: str,
+    optimizer: str,
+    overrides: dict[str, Any],
+    gpu_name: str | None = None,
+    vram_gb: float | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    from trainwright import backends
+    from trainwright.backends.common import PLACEHOLDER, count_images
+    from trainwright.backends.plan import build_plan, has_placeholder, with_batch
+    from trainwright.hardware import catalog, timing
+    from trainwright.hardware.studio_gpus import select_gpu
+    from trainwright.hardware.vram import GIB, check_fit
+    from trainwright.state.content_hash import content_hash
+    from trainwright.state.grimoire import Grimoire
+
+    g = Grimoire(grimoire)
+    folder = g.project_dir(project)
+    if not g.path_for("config", project).exists():
+        raise TrainwrightError(
+            f"project '{project}' has no config.md: start it with "
+            f"'trainwright grimoire new {project}'"
+        )
+    backend = backends.get(backend_name)
+    if not hasattr(backend, "render"):
+        raise TrainwrightError(f"backend {backend_name!r} is not written by trainwright config")
+    intent: dict[str, Any] = {}
+    if g.path_for("intent", project).exists():
+        intent = g.read("intent", project)[1]["sections"][""]
+    model_name = model_id or intent.get("Base model")
+    if not model_name:
+        raise TrainwrightError("give --model ID (or set the Base model in intent.md)")
+    model = catalog.load().get(str(model_name))
+    defaults: dict[str, Any] = {}
+    if model.is_image:
+        dataset = intent.get("Dataset folder")
+        if dataset:
+            defaults["dataset_dir"] = str(dataset)
+            defaults["images"] = count_images(str(dataset))
+        if intent.get("Trigger word"):
+            defaults["trigger_word"] = str(intent["Trigger word"])
+    defaults["base_model_path"] = _studio_model_path(g, model) or _hub_id(model) or PLACEHOLDER
+    result = build_plan(
+        backend,
+        model,
+        project,
+        preset=preset,
+        optimizer=optimizer,
+        overrides=overrides,
+        defaults=defaults,
+    )
+    plan = result.plan
+    gpu = select_gpu(g, gpu_name, vram_gb)
+    fit = check_fit(model, vram_setup(plan, backend), gpu.memory_gib if gpu else None)
+    notes: list[str] = []
+    if fit.fits is False and fit.recommended_batch:
+        notes.append(
+            f"batch {plan.batch_size} does not fit on {gpu.name} with the 20% margin: "
+            f"batch {fit.recommended_batch} with gradient accumulation "
+            f"{fit.recommended_gradient_accumulation} keeps the effective batch"
+        )
+        plan = with_batch(plan, fit.recommended_batch, fit.recommended_gradient_accumulation or 1)
+        fit = check_fit(model, vram_setup(plan, backend), gpu.memory_gib)
+    elif fit.fits is False and plan.batch_size > 1:
+        effective = plan.batch_size * plan.gradient_accumulation
+        notes.append(f"nothing fits on {gpu.name} even at batch 1; batch set to 1 (see below)")
+        plan = with_batch(plan, 1, effective)
+        fit = check_fit(model, vram_setup(plan, backend), gpu.memory_gib)
+    files = backend.render(plan)
+    est = fit.estimate
+    vram_text = f"{est.total / GIB:.1f} GiB"
+    if gpu:
+        verdict = "fits with the 20% margin" if fit.fits else "DOES NOT FIT with the 20% margin"
+        vram_text += f" (available: {gpu.memory_gib:.1f} GiB on {gpu.name}; {verdict})"
+    else:
+        vram_text += " (available: unknown; give --gpu or --vram, or list a GPU in studio.md)"
+    time_text = "unknown (no GPU throughput known)"
+    if gpu and gpu.bf16_tflops:
+        per_example = plan.resolution**2 if model.is_image else plan.seq_len
+        step = timing.seconds_per_step(
+            model,
+            per_example,
+            plan.batch_size * plan.gradient_accumulation,
+            gpu.bf16_tflops,
+            plan.gradient_checkpointing,
+        )
+        if model.is_image and not plan.images:
+            time_text = "unknown until the dataset folder (intent.md) has images"
+        elif model.is_image:
+            total = step * plan.total_steps()
+            time_text = (
+                f"about {timing.describe(total)} on {gpu.name} ({plan.total_steps()} steps; "
+                "rough, within 2x)"
+            )
+        else:
+            time_text = f"about {timing.describe(step)} per step on {gpu.name} (rough, within 2x)"
+    placeholders = has_placeholder(files)
+    warnings = list(result.ranges.warnings)
+    if model.is_image and not plan.images:
+        warnings.append(
+            "no images found in the dataset folder: step counts assume one image; rerun "
+            "trainwright config once intent.md's Dataset folder holds the images"
+        )
+    if placeholders:
+        warnings.append(
+            f"{', '.join(placeholders)} still contain {PLACEHOLDER}: fill in the model paths "
+            "(KEY=VALUE overrides, or a `### Model:` entry in studio.md)"
+        )
+    record = {
+        "backend": backend.NAME,
+        "plan": plan.as_dict(),
+        "files": list(files),
+        "gpu": {"name": gpu.name, "memory_gib": gpu.memory_gib} if gpu else None,
+        "warnings": warnings,
+    }
+    written: list[str] = []
+    if not dry_run:
+        files_with_plan = {**files, PLAN_FILE: json.dumps(record, indent=2) + "\n"}
+        written = _write_files(folder, files_with_plan)
+        digest = content_hash(*[folder / f for f in files_with_plan]).digest
+        launch = shlex.join(backend.command(folder / next(iter(files))))
+        why = {k: f"{getattr(plan, k, '')} ({v})" for k, v in result.ranges.explanations.items()}
+        g.update(
+            "config",
+            {
+                "": {
+                    "Backend": backend.NAME,
+                    "Base model": f"{model.name} ({plan.base_model_path})",
+                    "Preset": plan.preset,
+                    "Key parameters": plan.key_parameters(),
+                    "Estimated VRAM": vram_text,
+                    "Estimated time": time_text,
+                    "Config file": ", ".join(files),
+                    "Config hash": digest,
+                    "Command": launch,
+                    "Warnings": "; ".join(warnings) or "none",
+                },
+                "Why these settings": why,
+            },
+            project,
+        )
+    else:
+        digest = launch = None
+    return {
+        "project": project,
+        "backend": backend.NAME,
+        "model": model.id,
+        "folder": str(folder),
+        "files": {name: str(folder / name) for name in files},
+        "contents": files if dry_run else None,
+        "config_hash": digest,
+        "command": launch,
+        "estimated_vram": vram_text,
+        "estimated_time": time_text,
+        "fits": fit.fits,
+        "batch_size": plan.batch_size,
+        "gradient_accumulation": plan.gradient_accumulation,
+        "key_parameters": plan.key_parameters(),
+        "warnings": warnings,
+        "notes": notes + fit.advice,
+        "explanations": result.ranges.explanations,
+        "backups": written,
+        "dry_run": dry_run,
+    }
+
+
+def _human(d: dict[str, Any]) -> str:
+    verb = "would write" if d["dry_run"] else "wrote"
+    lines = [f"{d['backend']} config for '{d['project']}' ({d['model']}): {verb}"]
+    lines += [f"  {p}" for p in d["files"].values()]
+    lines.append(f"key parameters: {d['key_parameters']}")
+    lines.append(f"VRAM: {d['estimated_vram']}")
+    lines.append(f"time: {d['estimated_time']}")
+    lines += [f"note: {n}" for n in d["notes"]]
+    lines += [f"WARNING: {w}" for w in d["warnings"]]
+    if d["backups"]:
+        lines.append("your previous versions were kept: " + ", ".join(d["backups"]))
+    if d["dry_run"] and d["contents"]:
+        for name, text in d["contents"].items():
+            lines += ["", f"--- {name}", text.rstrip()]
+    lines.append("")
+    lines.append("what each setting does:")
+    lines += [f"  {k}: {v}" for k, v in d["explanations"].items()]
+    lines.append("next: trainwright gate check " + d["project"] + " --gate 2")
+    return "\n".join(lines)
+
+
+@click.command("config")
+@click.option("--project", required=True, help="The training project (grimoire/training/NAME).")
+@click.option(
+    "--backend", "backend_name", required=True, help="kohya | ai-toolkit | simpletuner | torchtune."
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["quick", "standard", "thorough"]),
+    default="standard",
+    show_default=True,
+    help="Quick 5 epochs, Standard 15, Thorough 25 (image models).",
+)
+@click.option("--model", "model_id", help="Catalog model id; default: intent.md's Base model.")
+@click.option(
+    "--optimizer",
+    default="adamw",
+    show_default=True,
+    help="prodigy | adamw | adamw8bit | lion (each backend's own name is written).",
+)
+@click.option("--gpu", "gpu_name", help="GPU from studio.md or the table; default: studio.md's.")
+@click.option("--vram", "vram_gb", type=float, help="Available GPU memory in GB.")
+@click.option("--dry-run", is_flag=True, help="Show the files; write nothing.")
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@json_option
+@click.pass_context
+def config_cmd(ctx: click.Context, overrides: tuple[str, ...], as_json: bool, **opts: Any) -> int:
+    """Write the backend's own config files for a project into grimoire/training/NAME/.
+
+    kohya: training TOML + dataset TOML + the accelerate launch line; ai-toolkit: its job YAML;
+    simpletuner: config/config.json + config/multidatabackend.json; torchtune: finetune.yaml.
+    Starts from the preset and the optimizer's learning rate, then KEY=VALUE overrides (neutral
+    names such as learning_rate, epochs, rank, alpha, batch_size, resolution, repeats, seq_len,
+    method, or the backend's own keys). Values outside their hard limits are refused (exit 2);
+    outside the safe range they are written with a warning, and Gate 2 says NO-GO until fixed.
+    The batch size is lowered (with gradient accumulation to keep the effective batch) until the
+    VRAM estimate fits the GPU with a 20% margin. config.md records the result and the files'
+    hash. Exit 0, or 1 when the estimate does not fit even at batch 1.
+
+    \b
+    Example:
+      trainwright config --project mara-style --backend kohya --preset standard \\
+          --model pony-v6 --optimizer prodigy --gpu "RTX 4090" network_dim=32
+    """
+    from trainwright.backends.plan import parse_overrides
+
+    result = generate(
+        ctx.find_root().obj["grimoire"],
+        opts["project"],
+        opts["backend_name"],
+        opts["model_id"],
+        opts["preset"],
+        opts["optimizer"],
+        parse_overrides(overrides),
+        opts["gpu_name"],
+        opts["vram_gb"],
+        opts["dry_run"],
+    )
+    emit(result, as_json, _human)
+    return 1 if result["fits"] is False else 0
+
+
+def replan(plan_record: dict[str, Any]) -> Any:
+    """The TrainingPlan recorded by `config` (for Gate 2)."""
+    from trainwright.backends.common import TrainingPlan
+    from trainwright.hardware import catalog
+
+    raw = dict(plan_record["plan"])
+    model = catalog.load().get(raw.pop("model"))
+    return TrainingPlan(model=model, **raw)

@@ -1,0 +1,331 @@
+"""Backend `torchtune`: pytorch/torchtune 0.6.1 recipes for LLM LoRA, QLoRA and full fine-tunes.
+
+`torchtune_config(...)` is the writer, a plain library function (the SLURM experiment runs use
+it too): it returns the recipe config as a dict in the shape of torchtune's own shipped configs
+(recipes/configs/<model>/<size>_lora_single_device.yaml), with each component named explicitly;
+`to_yaml` renders it; `validate` runs `tune validate` on a file. The model, tokenizer and
+checkpoint facts come from the catalog (read from torchtune 0.6.1's recipe configs).
+
+Command: `tune run <recipe> --config finetune.yaml KEY=VALUE...` (with --nproc_per_node N for
+several GPUs). The dry-run step limit is `max_steps_per_epoch=N epochs=1`, the batch knob
+`batch_size=B gradient_accumulation_steps=G`, resume `resume_from_checkpoint=True`.
+Checkpoints land in `output_dir` (epoch_N/ folders); the DiskLogger writes output_dir/logs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainwright.backends.common import PLACEHOLDER, TrainingPlan, optimizer_entry
+from trainwright.errors import TrainwrightError
+from trainwright.hardware import catalog
+from trainwright.hardware.catalog import Model
+
+NAME = "torchtune"
+CONFIG_FILE = "finetune.yaml"
+LOG_FORMAT = "torchtune"
+HAS_ACCUMULATION = True
+CAN_RESUME = True
+KINDS = ("llm",)
+OPTIMIZER_KEY = "torchtune"
+LOSS = "torchtune.modules.loss.CEWithChunkedOutputLoss"
+ATTN_MODULES = ("q_proj", "k_proj", "v_proj", "output_proj")
+
+
+def recipe_for(method: str, gpus: int = 1) -> str:
+    kind = "full_finetune" if method == "full" else "lora_finetune"
+    return f"{kind}_{'distributed' if gpus > 1 else 'single_device'}"
+
+
+def _model(model: Model | str) -> Model:
+    m = model if isinstance(model, Model) else catalog.load().get(str(model))
+    if not m.torchtune:
+        raise TrainwrightError(f"torchtune 0.6.1 has no model builder for {m.name}")
+    return m
+
+
+def checkpoint_files(m: Model) -> Any:
+    tt = m.torchtune
+    if tt.get("checkpoint_shards"):
+        return {"filename_format": tt["checkpoint_files"], "max_filename": tt["checkpoint_shards"]}
+    return [tt["checkpoint_files"]]
+
+
+def torchtune_config(
+    model: Model | str,
+    *,
+    method: str = "lora",
+    gpus: int = 1,
+    checkpoint_dir: str = PLACEHOLDER,
+    output_dir: str = "output",
+    dataset: str | dict[str, Any] | None = None,
+    epochs: int = 1,
+    batch_size: int = 4,
+    gradient_accumulation_steps: int = 1,
+    learning_rate: float = 2e-4,
+    lora_rank: int = 16,
+    lora_alpha: float = 32,
+    lora_dropout: float = 0.0,
+    lora_attn_modules: tuple[str, ...] | list[str] = ("q_proj", "v_proj", "output_proj"),
+    apply_lora_to_mlp: bool = True,
+    max_seq_len: int | None = 2048,
+    seed: int | None = 42,
+    packed: bool = False,
+    activation_checkpointing: bool = True,
+    compile: bool = False,
+    dtype: str = "bf16",
+    optimizer: str = "adamw",
+    weight_decay: float = 0.01,
+    warmup_steps: int = 100,
+    max_steps_per_epoch: int | None = None,
+) -> dict[str, Any]:
+    """A torchtune recipe config for `model` as a dict (key order as torchtune's own)."""
+    m = _model(model)
+    tt = m.torchtune
+    if method not in ("lora", "qlora", "full"):
+        raise TrainwrightError(f"method must be lora, qlora or full, not {method!r}")
+    if gpus < 1:
+        raise TrainwrightError("gpus must be at least 1")
+    if method == "qlora" and "qlora" not in tt:
+        raise TrainwrightError(f"torchtune 0.6.1 has no QLoRA builder for {m.name}; use lora")
+    bad = [x for x in lora_attn_modules if x not in ATTN_MODULES]
+    if bad:
+        raise TrainwrightError(
+            f"torchtune's lora_attn_modules are {', '.join(ATTN_MODULES)}, not {', '.join(bad)}"
+        )
+    if dtype not in ("bf16", "fp32"):
+        raise TrainwrightError("torchtune recipes train in bf16 or fp32")
+    module = tt["module"]
+    builder = {"lora": tt["lora"], "qlora": tt.get("qlora"), "full": tt["model"]}[method]
+    model_cfg: dict[str, Any] = {"_component_": f"{module}.{builder}"}
+    if method != "full":
+        model_cfg.update(
+            lora_attn_modules=list(lora_attn_modules),
+            apply_lora_to_mlp=bool(apply_lora_to_mlp),
+            lora_rank=int(lora_rank),
+            lora_alpha=float(lora_alpha),
+            lora_dropout=float(lora_dropout),
+        )
+    ckpt = str(checkpoint_dir).rstrip("/")
+    tokenizer: dict[str, Any] = {
+        "_component_": tt["tokenizer"],
+        "path": f"{ckpt}/{tt['tokenizer_file']}",
+        "max_seq_len": max_seq_len,
+    }
+    if tt.get("merges_file"):
+        tokenizer["merges_file"] = f"{ckpt}/{tt['merges_file']}"
+    if isinstance(dataset, dict):
+        dataset_cfg = dict(dataset)
+    elif dataset and dataset not in ("alpaca", "alpaca_cleaned"):
+        dataset_cfg = {
+            "_component_": "torchtune.datasets.instruct_dataset",
+            "source": "json",
+            "data_files": str(dataset),
+            "split": "train",
+            "packed": packed,
+        }
+    else:
+        dataset_cfg = {"_component_": "torchtune.datasets.alpaca_cleaned_dataset", "packed": packed}
+    opt = optimizer_entry(optimizer, OPTIMIZER_KEY)
+    optimizer_cfg = {"_component_": opt["component"], **opt.get("args", {})}
+    optimizer_cfg["weight_decay"] = weight_decay
+    optimizer_cfg["lr"] = learning_rate
+    cfg: dict[str, Any] = {
+        "output_dir": output_dir,
+        "model": model_cfg,
+        "tokenizer": tokenizer,
+        "checkpointer": {
+            "_component_": "torchtune.training.FullModelHFCheckpointer",
+            "checkpoint_dir": ckpt,
+            "checkpoint_files": checkpoint_files(m),
+            "recipe_checkpoint": None,
+            "output_dir": "${output_dir}",
+            "model_type": tt["model_type"],
+        },
+        "resume_from_checkpoint": False,
+    }
+    if method != "full":
+        cfg["save_adapter_weights_only"] = False
+    cfg.update(
+        {
+            "dataset": dataset_cfg,
+            "seed": seed,
+            "shuffle": True,
+            "batch_size": int(batch_size),
+            "optimizer": optimizer_cfg,
+            "lr_scheduler": {
+                "_component_": "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup",
+                "num_warmup_steps": int(warmup_steps),
+            },
+            "loss": {"_component_": LOSS},
+            "epochs": int(epochs),
+            "max_steps_per_epoch": max_steps_per_epoch,
+            "gradient_accumulation_steps": int(gradient_accumulation_steps),
+            "clip_grad_norm": None,
+            "compile": bool(compile),
+            "metric_logger": {
+                "_component_": "torchtune.training.metric_logging.DiskLogger",
+                "log_dir": "${output_dir}/logs",
+            },
+            "log_every_n_steps": 1,
+            "log_peak_memory_stats": True,
+            "device": "cuda",
+            "dtype": dtype,
+            "enable_activation_checkpointing": bool(activation_checkpointing),
+            "enable_activation_offloading": False,
+        }
+    )
+    if method == "full":
+        cfg["optimizer_in_bwd"] = False
+    return cfg
+
+
+def to_yaml(cfg: dict[str, Any], header: str = "") -> str:
+    return header + yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False)
+
+
+def render(plan: TrainingPlan) -> dict[str, str]:
+    if plan.model.is_image:
+        raise TrainwrightError(
+            "torchtune trains language models; use kohya, ai-toolkit or "
+            "simpletuner for image models"
+        )
+    extra = dict(plan.extra)
+    attn = extra.pop("lora_attn_modules", ("q_proj", "v_proj", "output_proj"))
+    if isinstance(attn, str):
+        attn = [a.strip() for a in attn.split(",") if a.strip()]
+    cfg = torchtune_config(
+        plan.model,
+        method=plan.method,
+        gpus=plan.gpus,
+        checkpoint_dir=extra.pop("checkpoint_dir", plan.base_model_path),
+        output_dir=plan.output_dir,
+        dataset=extra.pop("dataset", None if plan.dataset_dir == PLACEHOLDER else plan.dataset_dir),
+        epochs=plan.epochs,
+        batch_size=plan.batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation,
+        learning_rate=plan.learning_rate,
+        lora_rank=plan.rank,
+        lora_alpha=plan.alpha,
+        lora_dropout=plan.lora_dropout,
+        lora_attn_modules=attn,
+        apply_lora_to_mlp=bool(extra.pop("apply_lora_to_mlp", True)),
+        max_seq_len=plan.seq_len,
+        seed=plan.seed,
+        packed=bool(extra.pop("packed", False)),
+        activation_checkpointing=plan.gradient_checkpointing,
+        compile=bool(extra.pop("compile", False)),
+        dtype="fp32" if plan.precision == "fp32" else "bf16",
+        optimizer=plan.optimizer,
+        weight_decay=plan.weight_decay,
+        warmup_steps=plan.warmup_steps,
+    )
+    for key, value in extra.items():
+        if key not in cfg:
+            raise TrainwrightError(f"'{key}' is not a key of torchtune's recipe config")
+        cfg[key] = value
+    header = (
+        f"# torchtune {recipe_for(plan.method, plan.gpus)} config for '{plan.project}' "
+        f"({plan.model.name}),\n# written by trainwright config (preset {plan.preset}). "
+        f"Run: tune run {recipe_for(plan.method, plan.gpus)} --config {CONFIG_FILE}\n"
+    )
+    return {CONFIG_FILE: to_yaml(cfg, header)}
+
+
+def check_keys(files: dict[str, str]) -> list[str]:
+    """Cheap structural check; the real one is `tune validate` (validate() below)."""
+    cfg = yaml.safe_load(files[CONFIG_FILE])
+    needed = ("model", "tokenizer", "checkpointer", "dataset", "optimizer", "loss", "epochs")
+    return [f"{CONFIG_FILE}: '{k}' is missing" for k in needed if k not in cfg]
+
+
+def validate(path: Path | str, timeout: float = 300) -> tuple[bool, str]:
+    """`tune validate PATH`: (well-formed, its last line)."""
+    tune = shutil.which("tune", path=str(Path(sys.executable).parent)) or shutil.which("tune")
+    if not tune:
+        return False, "torchtune is not installed: pip install 'trainwright[tune]'"
+    proc = subprocess.run(
+        [tune, "validate", str(path)], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+    return proc.returncode == 0, lines[-1] if lines else f"exit {proc.returncode}"
+
+
+def render_config(**settings: Any) -> dict[str, str]:
+    from trainwright.backends.plan import plan_from_settings
+
+    return render(plan_from_settings(NAME, settings))
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        cfg = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"not a readable torchtune config ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise ValueError("a torchtune config is a YAML mapping")
+    return cfg
+
+
+def _recipe_of(config: Path) -> str:
+    first = Path(config).read_text(encoding="utf-8").split("\n", 1)[0]
+    for word in first.split():
+        if word.endswith(("_single_device", "_distributed")):
+            return word
+    cfg = read_config(config)
+    return recipe_for("lora" if "lora_rank" in cfg.get("model", {}) else "full")
+
+
+def command(
+    config: Path,
+    *,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    accumulation: int | None = None,
+    resume: bool = False,
+    save: bool = True,
+    gpus: int = 1,
+) -> list[str]:
+    recipe = _recipe_of(config)
+    tune = shutil.which("tune", path=str(Path(sys.executable).parent)) or "tune"
+    cmd = [tune, "run"]
+    if gpus > 1 or recipe.endswith("_distributed"):
+        cmd += ["--nproc_per_node", str(max(gpus, 2))]
+    cmd += [recipe, "--config", str(config)]
+    if max_steps is not None:
+        cmd += [f"max_steps_per_epoch={max_steps}", "epochs=1"]
+    if batch_size is not None:
+        cmd.append(f"batch_size={batch_size}")
+    if accumulation is not None:
+        cmd.append(f"gradient_accumulation_steps={accumulation}")
+    if resume:
+        cmd.append("resume_from_checkpoint=True")
+    if not save:
+        cmd.append(f"output_dir={Path(config).parent / 'dry-run'}")
+    return cmd
+
+
+def batch_settings(config: Path) -> tuple[int, int]:
+    cfg = read_config(config)
+    return int(cfg.get("batch_size", 1)), int(cfg.get("gradient_accumulation_steps", 1))
+
+
+def checkpoint_dir(config: Path) -> Path:
+    out = Path(str(read_config(config).get("output_dir", "output")))
+    return out if out.is_absolute() else Path(config).parent / out
+
+
+def installed() -> tuple[bool, str]:
+    tune = shutil.which("tune", path=str(Path(sys.executable).parent)) or shutil.which("tune")
+    if importlib.util.find_spec("torchtune") is None or not tune:
+        return False, "torchtune is not installed: pip install 'trainwright[tune]'"
+    from importlib import metadata
+
+    return True, f"torchtune {metadata.version('torchtune')} ({tune})"
