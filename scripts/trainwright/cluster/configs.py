@@ -1,0 +1,126 @@
+"""Each training run's trainer config (`<run>/finetune.yaml`), written by its backend's module.
+
+The text comes from trainwright.backends.<backend>; this step only maps the plan's columns to
+the backend's settings, skips base-model runs, and never overwrites a config a person (or an
+out-of-memory retry) changed unless asked to, keeping the old one beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainwright.cluster.adapters import CONFIG_NAME
+from trainwright.cluster.dirs import run_dir
+from trainwright.cluster.plan import Plan, PlannedRun
+from trainwright.errors import TrainwrightError
+from trainwright.state.atomic import atomic_write_text
+
+Writer = Callable[[PlannedRun, Path, Path], str]  # (run, run folder, experiment folder) -> text
+
+
+def _dataset_path_of(value: str, experiment_dir: Path) -> str:
+    """A path from the plan: absolute as is, relative to the experiment folder otherwise."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (experiment_dir / path).resolve())
+
+
+def _dataset_path(run: PlannedRun, experiment_dir: Path) -> str:
+    return _dataset_path_of(run.dataset, experiment_dir)
+
+
+def _tiny(run: PlannedRun, folder: Path, experiment_dir: Path) -> str:
+    from trainwright.backends import tiny
+
+    p = run.params
+    settings: dict[str, Any] = {
+        "dataset": _dataset_path(run, experiment_dir),
+        "trigger_word": run.extra_value("trigger word", "trigger") or run.name,
+        "output_name": run.name,
+    }
+    if run.model.endswith(".safetensors"):
+        settings["base_model"] = _dataset_path_of(run.model, experiment_dir)
+    for ours, theirs in (
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("gradient_accumulation_steps", "gradient_accumulation_steps"),
+        ("learning_rate", "learning_rate"),
+        ("lora_rank", "rank"),
+        ("lora_alpha", "alpha"),
+        ("seed", "seed"),
+    ):
+        if ours in p:
+            settings[theirs] = int(p[ours]) if ours == "lora_alpha" else p[ours]
+    files = tiny.render_config(**settings)
+    return next(iter(files.values()))
+
+
+def _torchtune(run: PlannedRun, folder: Path, experiment_dir: Path) -> str:
+    from trainwright.cluster import torchtune_glue
+
+    return torchtune_glue.render(run, folder, experiment_dir)
+
+
+WRITERS: dict[str, Writer] = {"tiny": _tiny, "torchtune": _torchtune}
+
+
+def write_configs(
+    experiment_dir: Path,
+    plan: Plan,
+    backend: str | None = None,
+    only: tuple[str, ...] = (),
+    force: bool = False,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    experiment_dir = Path(experiment_dir)
+    for name in only:
+        plan.run(name)
+    results: list[dict[str, Any]] = []
+    missing = [
+        str(run_dir(experiment_dir, r.name))
+        for r in plan.runs
+        if r.trains and not run_dir(experiment_dir, r.name).is_dir()
+    ]
+    if missing:
+        raise TrainwrightError(
+            f"run folders missing ({', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}): "
+            "create them first with `trainwright runs setup-dirs`"
+        )
+    for run in plan.runs:
+        if only and run.name not in only:
+            continue
+        if not run.trains:
+            results.append({"run": run.name, "action": "skipped", "reason": "base-model run"})
+            continue
+        if backend and run.backend != backend:
+            results.append(
+                {"run": run.name, "action": "skipped", "reason": f"backend {run.backend}"}
+            )
+            continue
+        folder = run_dir(experiment_dir, run.name)
+        path = folder / CONFIG_NAME
+        text = WRITERS[run.backend](run, folder, experiment_dir)
+        action = _write(path, text, force, dry_run)
+        results.append(
+            {"run": run.name, "backend": run.backend, "config": str(path), "action": action}
+        )
+    return {"experiment_dir": str(experiment_dir), "configs": results, "dry_run": dry_run}
+
+
+def _write(path: Path, text: str, force: bool, dry_run: bool) -> str:
+    if path.exists():
+        old = path.read_text(encoding="utf-8", errors="replace")
+        if old == text:
+            return "unchanged"
+        if not force:
+            return "kept"  # changed by a person or an OOM retry: --force rewrites it
+        if not dry_run:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            atomic_write_text(path.with_name(f"{path.name}.{stamp}.bak"), old)
+            atomic_write_text(path, text)
+        return "rewritten"
+    if not dry_run:
+        atomic_write_text(path, text)
+    return "created"

@@ -1,0 +1,213 @@
+"""`trainwright runs monitor`: poll every job at once, read the logs, react to out-of-memory.
+
+A run whose log shows an out-of-memory (or whose job ended OUT_OF_MEMORY) is resubmitted with
+half the batch and twice the accumulation, up to three times. Other endings are recorded; a
+later `trainwright runs launch` resubmits failed runs, resuming from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainwright.cluster import joblog, lifecycle, slurm, states
+from trainwright.cluster.plan import Plan, PlannedRun
+from trainwright.cluster.status import editing
+
+BACKOFF_START_S = 2.0
+BACKOFF_FACTOR = 1.5
+BACKOFF_CAP_S = 60.0
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _progress(entry: dict[str, Any], backend: str | None, text: str) -> None:
+    if not text or backend is None:
+        return
+    prog = joblog.progress(joblog.last_attempt(text), backend)
+    found = {k: v for k, v in prog.items() if k != "finished" and v is not None}
+    if found:
+        entry["progress"] = found
+
+
+def _settle(
+    experiment_dir: Path,
+    plan: Plan | None,
+    name: str,
+    entry: dict[str, Any],
+    info: slurm.JobInfo | None,
+    resubmit: bool,
+) -> dict[str, Any] | None:
+    """Record what a poll found; resubmit after an OOM. Returns an event for the report."""
+    text = joblog.read(entry.get("log"))
+    run = _planned(plan, name)
+    _progress(entry, run.backend if run else None, text)
+    old = entry.get("state")
+    if entry.get("executor") == "local":
+        if states.is_live(old or "") and not _pid_alive(entry.get("pid")):
+            code = joblog.script_exit(text)
+            state = states.COMPLETED if code == 0 else states.FAILED
+            if code is None:
+                state, code = states.LOST, None
+            info = slurm.JobInfo(entry.get("job_id") or "", state, str(code), "executor stopped")
+        else:
+            return None
+    if info is None:
+        return None
+    state = info.state
+    if state == states.LOST:
+        code = joblog.script_exit(text)
+        if code is not None:
+            state = states.COMPLETED if code == 0 else states.FAILED
+            info.exit_code = f"{code}:0"
+    if states.is_live(state):
+        entry["state"] = state
+        if info.reason:
+            entry["reason"] = info.reason
+        else:
+            entry.pop("reason", None)
+        if state == states.RUNNING and info.start and not entry.get("started"):
+            entry["started"] = info.start
+        return {"run": name, "from": old, "to": state} if state != old else None
+    oom = None
+    if state in (states.FAILED, states.OUT_OF_MEMORY, states.LOST):
+        oom = joblog.out_of_memory(text, joblog.exit_number(info.exit_code))
+        if state == states.OUT_OF_MEMORY and not oom:
+            oom = "the job went over its memory (SLURM state OUT_OF_MEMORY)"
+    if oom and run is not None and resubmit and entry.get("executor") != "local":
+        lifecycle.finish(entry, states.OUT_OF_MEMORY, info.exit_code, oom)
+        if info.end and info.end not in ("Unknown", "None"):
+            entry["ended"] = info.end
+        reason = lifecycle.shrink_after_oom(experiment_dir, run, entry, oom)
+        if reason is None:
+            return {"run": name, "from": old, "to": entry["state"], "reason": entry.get("reason")}
+        entry["reason"] = reason
+        job_id = lifecycle.submit_run(experiment_dir, run, entry, resume=False)
+        entry["reason"] = reason
+        return {"run": name, "from": old, "to": states.PENDING, "job_id": job_id, "reason": reason}
+    reason = oom or info.reason
+    if oom:
+        state = states.OUT_OF_MEMORY
+    elif state == states.FAILED and text:
+        reason = joblog.failure_reason(text, joblog.exit_number(info.exit_code))
+    lifecycle.finish(entry, state, info.exit_code, reason)
+    if info.end and info.end not in ("Unknown", "None"):
+        entry["ended"] = info.end
+    return {"run": name, "from": old, "to": state, "reason": entry.get("reason")}
+
+
+def _planned(plan: Plan | None, name: str) -> PlannedRun | None:
+    if plan is None:
+        return None
+    for run in plan.runs:
+        if run.name == name:
+            return run
+    return None
+
+
+def refresh(
+    experiment_dir: Path, data: dict[str, Any], plan: Plan | None, resubmit: bool = True
+) -> list[dict[str, Any]]:
+    """Update every run with a live job in `data` (already locked by the caller)."""
+    runs = data.get("runs", {})
+    polled = {
+        name: entry
+        for name, entry in runs.items()
+        if states.is_live(entry.get("state", ""))
+        and (entry.get("job_id") or entry.get("executor") == "local")
+    }
+    slurm_ids = [e["job_id"] for e in polled.values() if e.get("executor") != "local"]
+    found = slurm.poll(slurm_ids) if slurm_ids and slurm.have_sbatch() else {}
+    events = []
+    for name, entry in polled.items():
+        info = found.get(entry.get("job_id") or "")
+        if entry.get("executor") != "local" and info is None:
+            continue  # SLURM tools not reachable from here: leave the state as it was
+        event = _settle(experiment_dir, plan, name, entry, info, resubmit)
+        if event:
+            events.append(event)
+    return events
+
+
+def snapshot(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, entry in data.get("runs", {}).items():
+        prog = entry.get("progress") or {}
+        rows.append(
+            {
+                "run": name,
+                "state": entry.get("state"),
+                "job_id": entry.get("job_id"),
+                "executor": entry.get("executor"),
+                "step": prog.get("step"),
+                "total_steps": prog.get("total_steps"),
+                "loss": prog.get("loss"),
+                "eta_s": prog.get("eta_s"),
+                "oom_retries": entry.get("oom_retries", 0),
+                "batch_size": entry.get("batch_size"),
+                "reason": entry.get("reason"),
+                "log": entry.get("log"),
+            }
+        )
+    return rows
+
+
+def monitor_once(experiment_dir: Path, plan: Plan | None, resubmit: bool = True) -> dict[str, Any]:
+    with editing(experiment_dir) as data:
+        events = refresh(experiment_dir, data, plan, resubmit)
+        rows = snapshot(data)
+    return {"experiment_dir": str(experiment_dir), "runs": rows, "events": events}
+
+
+def follow(
+    experiment_dir: Path,
+    plan: Plan | None,
+    on_report: Callable[[dict[str, Any]], None],
+    cap_s: float = BACKOFF_CAP_S,
+    max_polls: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    resubmit: bool = True,
+) -> dict[str, Any]:
+    """Poll until no run is live: 2 s at first, 1.5x longer while nothing changes, capped."""
+    delay = BACKOFF_START_S
+    polls = 0
+    while True:
+        report = monitor_once(experiment_dir, plan, resubmit)
+        polls += 1
+        on_report(report)
+        live = [r for r in report["runs"] if states.is_live(r["state"] or "")]
+        if not live or (max_polls is not None and polls >= max_polls):
+            report["polls"] = polls
+            return report
+        delay = BACKOFF_START_S if report["events"] else min(cap_s, delay * BACKOFF_FACTOR)
+        sleep(delay)
+
+
+def summary_exit_code(report: dict[str, Any]) -> int:
+    """1 when a run ended without finishing (a check found a problem), else 0."""
+    return 1 if any(r["state"] in states.UNFINISHED for r in report["runs"]) else 0
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
