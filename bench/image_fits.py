@@ -378,6 +378,9 @@ def fit_dit(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def fit_images(only: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if not only or "tiny-unet" in only:
+        print("fitting tiny-unet", flush=True)
+        out["tiny-unet"] = fit_tiny()
     for name, spec in UNETS.items():
         if not only or name in only:
             print(f"fitting {name}", flush=True)
@@ -387,3 +390,149 @@ def fit_images(only: set[str]) -> dict[str, Any]:
             print(f"fitting {name}", flush=True)
             out[name] = fit_dit(name, spec)
     return out
+
+
+# --- the embedded tiny backend's denoiser (backends/tiny_model) -------------------------------
+# Traced whole, with real weights on the CPU, at three image sides (it works on pixels: no VAE,
+# latent factor 1), for a full fine-tune and for the LoRA the trainer injects (every Conv2d /
+# Linear outside the time projection; it has no attention and no gradient checkpointing).
+TINY = {"sides": [16, 32, 48], "dtypes": ["fp32"], "rank": 16}  # it trains in fp32 only
+TINY_RUNTIME_PROBE = """
+import resource, torch
+from trainwright.backends.tiny_model import lora
+from trainwright.backends.tiny_model.model import diffusion_loss, encode_captions
+from trainwright.backends.tiny_model.train import load_base
+torch.set_num_threads(1)
+model, _ = load_base("bundled")
+lora.inject(model, 1, 1)
+x = torch.zeros(1, 3, 8, 8)
+diffusion_loss(model, x, encode_captions(["a"]), torch.Generator().manual_seed(0)).backward()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+TINY_TRAINER_PROBE = """
+import resource, sys
+from trainwright.backends.tiny_model.train import main
+main([sys.argv[1], "--max-steps", "3", "--no-save"])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def _tiny_model(mode: str, dtype: str) -> Any:
+    from trainwright.backends.tiny_model import lora
+    from trainwright.backends.tiny_model.model import TinyDenoiser
+
+    torch = _torch()
+    torch.manual_seed(0)
+    model = TinyDenoiser()
+    if mode == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        lora.inject(model, TINY["rank"], TINY["rank"])
+    return model.to(_dtype(dtype)).train()
+
+
+def _run_probe(code: str, *args: str) -> int:
+    """Run `code` in a fresh Python (the package on its path) and return the last number printed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scripts = str(Path(__file__).resolve().parents[1] / "scripts")
+    env = {**os.environ, "PYTHONPATH": scripts + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=env
+    )
+    return int(out.stdout.split()[-1])
+
+
+def tiny_runtime_bytes() -> int:
+    """Peak RSS of a Python process that imports torch, loads the bundled model with a LoRA and
+    runs one 8 px step: what the CPU run costs before any real activations (single thread)."""
+    return _run_probe(TINY_RUNTIME_PROBE)
+
+
+def tiny_trainer_peak(batch: int, side: int, rank: int) -> int:
+    """Peak RSS (bytes) of the real tiny trainer for three steps at this batch / side / rank."""
+    import tempfile
+    from pathlib import Path
+
+    from trainwright.backends import tiny
+    from trainwright.backends.tiny_model.data import write_example_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_example_dataset(root / "ds", 8, size=side)
+        files = tiny.render_config(
+            dataset=str(root / "ds"),
+            trigger_word="probe",
+            output_name="probe",
+            resolution=side,
+            batch_size=batch,
+            rank=rank,
+            alpha=rank,
+        )
+        (root / tiny.CONFIG_FILE).write_text(files[tiny.CONFIG_FILE])
+        return _run_probe(TINY_TRAINER_PROBE, str(root / tiny.CONFIG_FILE))
+
+
+def fit_tiny() -> dict[str, Any]:
+    from trainwright.backends.tiny_model import lora
+    from trainwright.backends.tiny_model.model import TinyDenoiser, diffusion_loss, encode_captions
+
+    torch = _torch()
+    fits: dict[str, Any] = {}
+    for dtype, mode in itertools.product(TINY["dtypes"], ("full", "lora-all")):
+        ys, rows = [], []
+        for side in TINY["sides"]:
+            model = _tiny_model(mode, dtype)
+            x = torch.zeros(1, 3, side, side, dtype=_dtype(dtype))
+            tokens = encode_captions(["trigger, a red circle"])
+            gen = torch.Generator().manual_seed(0)
+
+            def run(model: Any = model, x: Any = x, tokens: Any = tokens, gen: Any = gen) -> Any:
+                return diffusion_loss(model, x, tokens, gen)
+
+            ys.append(trace.saved_bytes(model, run))
+            p = side * side
+            rows.append([p, p * p, 1])
+        coef = np.linalg.solve(np.array(rows, float), np.array(ys, float))
+        key = f"{dtype}/none/{mode}"
+        fits[key] = {
+            "per_latent_pixel": round(float(coef[0]), 2),
+            "per_latent_pixel_sq": round(float(coef[1]), 5),
+            "fixed": round(float(coef[2]), 0),
+        }
+        print(f"  tiny-unet {key}: {coef}", flush=True)
+    model = TinyDenoiser()
+    lora.inject(model, 1, 1)
+    per_rank = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    runtime = tiny_runtime_bytes()
+    # On the CPU a step needs more than autograd keeps: the backward pass's gradients of the
+    # feature maps, the convolutions' own work buffers and the allocator's slack. Measured on
+    # the real trainer as the peak RSS per extra image at 64 px, over the traced kept bytes.
+    side, rank = 64, TINY["rank"]
+    one, eight = (tiny_trainer_peak(b, side, rank) for b in (1, 8))
+    entry = fits["fp32/none/lora-all"]
+    kept = entry["per_latent_pixel"] * side * side + entry["fixed"]
+    ratio = round((eight - one) / 7 / kept - 1.0, 3)
+    print(
+        f"  tiny-unet cpu runtime: {runtime / 2**20:.0f} MiB; trainer peak RSS batch 1 / 8: "
+        f"{one / 2**20:.0f} / {eight / 2**20:.0f} MiB; step transient {ratio} x kept",
+        flush=True,
+    )
+    return {
+        "kind": "unet",
+        "attention": "none",
+        "gradient_checkpointing": False,
+        "lora_targets": "all",
+        "text_tokens": 32,
+        "lora_params_per_rank": {"all": per_rank},
+        "largest_attention": {"heads": 0, "downsample": 1},
+        "cpu_runtime_bytes": runtime,
+        "cpu_step_transient": ratio,
+        "cpu_measured": {"side": side, "rank": rank, "peak_rss_bytes": {"1": one, "8": eight}},
+        "traced_rank": TINY["rank"],
+        "fits": fits,
+    }

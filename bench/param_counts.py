@@ -42,6 +42,10 @@ def build(part: catalog.Part, model: catalog.Model) -> Any:
         if part.model_type == "bert":
             return tf.AutoModelForSequenceClassification.from_config(cfg)
         return tf.AutoModelForCausalLM.from_config(cfg)
+    if part.profile == "tiny-unet":  # the embedded backend's own model
+        from trainwright.backends.tiny_model.model import TinyDenoiser
+
+        return TinyDenoiser()
     if part.profile in UNETS:
         return diffusers.UNet2DConditionModel(**UNETS[part.profile]["config"])
     if part.profile in DITS:

@@ -27,7 +27,7 @@ def test_catalog_has_every_model_the_issue_names() -> None:
     for model_id in cat.ids():
         model = cat.get(model_id)
         assert model.source and model.main.params > 0
-        if model.is_image:
+        if model.is_image and model.id != "tiny":  # tiny: pixels in, captions embedded inside
             assert model.resolution_multiple and model.roles("vae") and model.roles("text_encoder")
 
 

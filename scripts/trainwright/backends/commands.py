@@ -17,7 +17,7 @@ from trainwright.output import emit, json_option
 PLAN_FILE = "trainwright-plan.json"
 
 
-def vram_setup(plan: Any, backend: Any = None) -> Any:
+def vram_setup(plan: Any, backend: Any = None, device: str = "cuda") -> Any:
     """The estimator's view of a plan; a backend may add what its file implies
     (`vram_overrides(plan)`: a quantized base, cached text-encoder outputs)."""
     from trainwright.backends.common import data
@@ -42,8 +42,45 @@ def vram_setup(plan: Any, backend: Any = None) -> Any:
         cache_latents=plan.cache_latents if image else False,
         cache_text_encoder=plan.cache_text_encoder if image else False,
         lora_dropout=plan.lora_dropout,
+        device=device,
     )
     return replace(setup, **backend_view)
+
+
+def run_target(backend: Any, gpu: Any) -> tuple[Any, str]:
+    """What the estimate is checked against, and the device: the GPU chosen (--gpu, --vram,
+    studio.md); for a backend that also runs on the CPU with none chosen, the GPU nvidia-smi
+    finds (its trainer picks CUDA when present), else the system RAM available now."""
+    if gpu is not None or not getattr(backend, "RUNS_ON_CPU", False):
+        return gpu, "cuda"
+    from trainwright.hardware.commands import ram_target
+    from trainwright.hardware.gpu import GPUSpec, lookup_gpu, probe_gpus
+
+    probe = probe_gpus()
+    if probe.found:
+        first = probe.gpus[0]
+        try:
+            tflops = lookup_gpu(first.name).bf16_tflops
+        except TrainwrightError:
+            tflops = None
+        return GPUSpec(first.name, first.memory_total_gib, tflops, source="nvidia-smi"), "cuda"
+    return ram_target(), "cpu"
+
+
+def memory_text(total_bytes: float, target: Any, device: str, fits: bool | None) -> str:
+    """config.md's Estimated VRAM value."""
+    from trainwright.hardware.vram import GIB
+
+    verdict = "fits with the 20% margin" if fits else "DOES NOT FIT with the 20% margin"
+    if device == "cpu":
+        return (
+            f"{total_bytes / GIB:.1f} GiB of system RAM (runs on the CPU: no GPU found; "
+            f"available: {target.memory_gib:.1f} GiB, {target.source}; {verdict})"
+        )
+    text = f"{total_bytes / GIB:.1f} GiB"
+    if target:
+        return text + f" (available: {target.memory_gib:.1f} GiB on {target.name}; {verdict})"
+    return text + " (available: unknown; give --gpu or --vram, or list a GPU in studio.md)"
 
 
 def _studio_model_path(g: Any, model: Any) -> str | None:
@@ -97,7 +134,7 @@ def generate(
     from trainwright.backends.plan import build_plan, has_placeholder, with_batch
     from trainwright.hardware import catalog, timing
     from trainwright.hardware.studio_gpus import select_gpu
-    from trainwright.hardware.vram import GIB, check_fit
+    from trainwright.hardware.vram import check_fit
     from trainwright.state.content_hash import content_hash
     from trainwright.state.grimoire import Grimoire
 
@@ -126,7 +163,12 @@ def generate(
             defaults["images"] = count_images(str(dataset))
         if intent.get("Trigger word"):
             defaults["trigger_word"] = str(intent["Trigger word"])
-    defaults["base_model_path"] = _studio_model_path(g, model) or _hub_id(model) or PLACEHOLDER
+    defaults["base_model_path"] = (
+        _studio_model_path(g, model)
+        or _hub_id(model)
+        or getattr(backend, "BASE_MODEL", None)  # a trainer that ships its model (tiny)
+        or PLACEHOLDER
+    )
     result = build_plan(
         backend,
         model,
@@ -137,8 +179,8 @@ def generate(
         defaults=defaults,
     )
     plan = result.plan
-    gpu = select_gpu(g, gpu_name, vram_gb)
-    fit = check_fit(model, vram_setup(plan, backend), gpu.memory_gib if gpu else None)
+    gpu, device = run_target(backend, select_gpu(g, gpu_name, vram_gb))
+    fit = check_fit(model, vram_setup(plan, backend, device), gpu.memory_gib if gpu else None)
     notes: list[str] = []
     if fit.fits is False and fit.recommended_batch:
         notes.append(
@@ -147,21 +189,18 @@ def generate(
             f"{fit.recommended_gradient_accumulation} keeps the effective batch"
         )
         plan = with_batch(plan, fit.recommended_batch, fit.recommended_gradient_accumulation or 1)
-        fit = check_fit(model, vram_setup(plan, backend), gpu.memory_gib)
+        fit = check_fit(model, vram_setup(plan, backend, device), gpu.memory_gib)
     elif fit.fits is False and plan.batch_size > 1:
         effective = plan.batch_size * plan.gradient_accumulation
         notes.append(f"nothing fits on {gpu.name} even at batch 1; batch set to 1 (see below)")
         plan = with_batch(plan, 1, effective)
-        fit = check_fit(model, vram_setup(plan, backend), gpu.memory_gib)
+        fit = check_fit(model, vram_setup(plan, backend, device), gpu.memory_gib)
     files = backend.render(plan)
     est = fit.estimate
-    vram_text = f"{est.total / GIB:.1f} GiB"
-    if gpu:
-        verdict = "fits with the 20% margin" if fit.fits else "DOES NOT FIT with the 20% margin"
-        vram_text += f" (available: {gpu.memory_gib:.1f} GiB on {gpu.name}; {verdict})"
-    else:
-        vram_text += " (available: unknown; give --gpu or --vram, or list a GPU in studio.md)"
+    vram_text = memory_text(est.total, gpu, device, fit.fits)
     time_text = "unknown (no GPU throughput known)"
+    if device == "cpu":
+        time_text = "unknown on the CPU (the dry run measures seconds per step)"
     if gpu and gpu.bf16_tflops:
         per_example = plan.resolution**2 if model.is_image else plan.seq_len
         step = timing.seconds_per_step(
@@ -197,7 +236,10 @@ def generate(
         "backend": backend.NAME,
         "plan": plan.as_dict(),
         "files": list(files),
-        "gpu": {"name": gpu.name, "memory_gib": gpu.memory_gib} if gpu else None,
+        "gpu": {"name": gpu.name, "memory_gib": gpu.memory_gib}
+        if device == "cuda" and gpu
+        else None,
+        "device": device,
         "warnings": warnings,
     }
     written: list[str] = []
@@ -240,6 +282,7 @@ def generate(
         "estimated_vram": vram_text,
         "estimated_time": time_text,
         "fits": fit.fits,
+        "device": device,
         "batch_size": plan.batch_size,
         "gradient_accumulation": plan.gradient_accumulation,
         "key_parameters": plan.key_parameters(),
@@ -275,7 +318,10 @@ def _human(d: dict[str, Any]) -> str:
 @click.command("config")
 @click.option("--project", required=True, help="The training project (grimoire/training/NAME).")
 @click.option(
-    "--backend", "backend_name", required=True, help="kohya | ai-toolkit | simpletuner | torchtune."
+    "--backend",
+    "backend_name",
+    required=True,
+    help="kohya | ai-toolkit | simpletuner | torchtune | tiny.",
 )
 @click.option(
     "--preset",
@@ -301,7 +347,9 @@ def config_cmd(ctx: click.Context, overrides: tuple[str, ...], as_json: bool, **
     """Write the backend's own config files for a project into grimoire/training/NAME/.
 
     kohya: training TOML + dataset TOML + the accelerate launch line; ai-toolkit: its job YAML;
-    simpletuner: config/config.json + config/multidatabackend.json; torchtune: finetune.yaml.
+    simpletuner: config/config.json + config/multidatabackend.json; torchtune: finetune.yaml;
+    tiny (the embedded trainer, model tiny): tiny.yaml, checked against system RAM when no GPU
+    is found.
     Starts from the preset and the optimizer's learning rate, then KEY=VALUE overrides (neutral
     names such as learning_rate, epochs, rank, alpha, batch_size, resolution, repeats, seq_len,
     method, or the backend's own keys). Values outside their hard limits are refused (exit 2);

@@ -69,6 +69,16 @@ RANGED = (
 IMAGE_ONLY = ("resolution", "repeats", "caption_dropout")
 
 
+def plan_ranges(model: Model, values: dict[str, Any], optimizer: str) -> RangeCheck:
+    """The range checks, where a model's own native resolution is always safe (a 64 px model
+    such as tiny sits below the range written for the big image models)."""
+    ranges = check_ranges(values, optimizer)
+    native = model.resolution if model.is_image else None
+    if native and values.get("resolution") == native:
+        ranges.warnings = [w for w in ranges.warnings if not w.startswith("resolution=")]
+    return ranges
+
+
 def parse_overrides(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -113,7 +123,7 @@ def build_plan(
     if preset not in presets:
         raise TrainwrightError(f"unknown preset {preset!r}; one of: {', '.join(presets)}")
     optimizer = optimizer.lower()
-    optimizer_entry(optimizer, backend.OPTIMIZER_KEY)  # refuses one the backend lacks
+    entry = optimizer_entry(optimizer, backend.OPTIMIZER_KEY)  # refuses one the backend lacks
     opt = data("optimizers")["optimizers"][optimizer]
     values: dict[str, Any] = {
         f.name: f.default
@@ -121,7 +131,8 @@ def build_plan(
         if f.name in NEUTRAL and f.default is not dataclasses.MISSING
     }
     values.update(presets[preset][kind])
-    values["learning_rate"] = opt["learning_rate"][kind]
+    own_rate = (entry.get("learning_rate") or {}).get(kind)  # a backend's own starting rate
+    values["learning_rate"] = own_rate or opt["learning_rate"][kind]
     values["optimizer"] = optimizer
     values["preset"] = preset
     values["output_dir"] = "output"
@@ -186,7 +197,7 @@ def build_plan(
         for k in RANGED
         if k in values and k not in (IMAGE_ONLY if kind == "llm" else ("seq_len",))
     ]
-    ranges = check_ranges({k: values[k] for k in relevant}, optimizer)
+    ranges = plan_ranges(model, {k: values[k] for k in relevant}, optimizer)
     if ranges.errors:
         raise TrainwrightError("; ".join(ranges.errors))
     if model.is_image:

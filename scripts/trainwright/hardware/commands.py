@@ -35,6 +35,15 @@ def resolve_model(model_id: str | None, hf_config: Path | None) -> Any:
     return catalog.load().get(str(model_id))
 
 
+def ram_target() -> Any:
+    """System RAM available now, in the shape a GPU target has (for a run on the CPU)."""
+    from trainwright.hardware.gpu import GPUSpec
+    from trainwright.hardware.vram import host_memory
+
+    gib, source = host_memory()
+    return GPUSpec("system RAM", round(gib, 2), None, source=source)
+
+
 def report(model: Any, result: Any, gpu: Any) -> dict[str, Any]:
     """The stable JSON shape of `trainwright vram --json` (see the README)."""
     from trainwright.hardware.vram import GIB
@@ -77,13 +86,16 @@ def render(d: dict[str, Any]) -> str:
         ("framework + allocator", b["overhead_gib"]),
         ("CUDA context", b["cuda_context_gib"]),
     ]
-    lines = [f"VRAM estimate for {d['model']}:"]
+    cpu = d["details"].get("device") == "cpu"
+    title = "Memory estimate (CPU run, system RAM)" if cpu else "VRAM estimate"
+    lines = [f"{title} for {d['model']}:"]
     lines += [f"  {label:24s} {value:8.2f} GiB" for label, value in rows]
     lines.append(f"  {'total':24s} {d['total_gib']:8.2f} GiB")
-    lines.append(
-        f"  (torch would report about {d['allocated_gib']:.2f} GiB allocated, "
-        f"{d['reserved_gib']:.2f} GiB reserved)"
-    )
+    if not cpu:
+        lines.append(
+            f"  (torch would report about {d['allocated_gib']:.2f} GiB allocated, "
+            f"{d['reserved_gib']:.2f} GiB reserved)"
+        )
     if d["available_gib"] is not None:
         budget = d["available_gib"] * 0.8
         verdict = "FITS" if d["fits"] else "DOES NOT FIT"
@@ -187,6 +199,15 @@ def render(d: dict[str, Any]) -> str:
     show_default=True,
     help="GiB the CUDA context takes outside PyTorch's allocator.",
 )
+@click.option(
+    "--device",
+    type=click.Choice(["cuda", "cpu"]),
+    default="cuda",
+    show_default=True,
+    help="Where the run trains. cpu: the estimate is system RAM (Python + torch process "
+    "included, no CUDA context) and, without --gpu / --vram, is checked against the RAM "
+    "available now.",
+)
 @click.option("--gpu", help="A GPU from grimoire/studio.md or the GPU table (e.g. 'RTX 4090').")
 @click.option("--vram", type=float, help="Available memory in GB; overrides --gpu's.")
 @click.option(
@@ -206,12 +227,15 @@ def vram_cmd(ctx: click.Context, **opts: Any) -> int:
     --vram, or the one in grimoire/studio.md) it says whether the run fits with a 20% safety
     margin, and if not, the largest batch that does and the gradient accumulation that keeps
     the effective batch. Exit 0 when it fits (or no GPU was given), 1 when it does not.
+    With --device cpu (the embedded tiny backend on a machine without a GPU) the figure is
+    system RAM and is checked against the RAM available now.
 
     \b
     Examples:
       trainwright vram --model sdxl --resolution 1024 --rank 16 --gpu "RTX 4090"
       trainwright vram --model llama-3.1-8b --method qlora --seq-len 2048 --batch 4 --vram 24
       trainwright vram --hf-config ./my-model/config.json --method lora --json
+      trainwright vram --model tiny --resolution 64 --batch 4 --device cpu
     """
     from trainwright.hardware import catalog
     from trainwright.hardware.studio_gpus import select_gpu
@@ -248,12 +272,15 @@ def vram_cmd(ctx: click.Context, **opts: Any) -> int:
         master_weights=opts["master_weights"],
         prior_preservation=opts["prior_preservation"],
         cuda_context_gib=opts["cuda_context"],
+        device=opts["device"],
     )
     if opts["trace"]:
         from trainwright.hardware.live_trace import traced_model
 
         model = traced_model(model, setup)
     gpu = select_gpu(ctx.find_root().obj["grimoire"], opts["gpu"], opts["vram"])
+    if gpu is None and setup.device == "cpu":
+        gpu = ram_target()
     result = check_fit(model, setup, gpu.memory_gib if gpu else None)
     data = report(model, result, gpu)
     emit(data, as_json, render)

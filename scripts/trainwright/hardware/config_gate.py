@@ -1,5 +1,7 @@
 """Gate 2, the config: GO when the VRAM estimate fits the GPU with the 20% margin and every
-parameter is inside its safe range; bound to the hash of the generated config files.
+parameter is inside its safe range; bound to the hash of the generated config files. A backend
+that runs on the CPU (tiny), written where no GPU was found, is checked against the system RAM
+available when the gate runs, with the same margin.
 
 The check reads what `trainwright config` wrote (config.md's Config file list and
 trainwright-plan.json), takes the batch settings back from the backend's own file (the knob people
@@ -46,8 +48,9 @@ def binding(grimoire: Grimoire, project: str) -> str:
 def check(grimoire: Grimoire, project: str) -> GateResult:
     from trainwright import backends
     from trainwright.backends.commands import replan, vram_setup
-    from trainwright.backends.common import PLACEHOLDER, check_ranges
-    from trainwright.backends.plan import RANGED
+    from trainwright.backends.common import PLACEHOLDER
+    from trainwright.backends.plan import RANGED, plan_ranges
+    from trainwright.hardware.commands import ram_target
     from trainwright.hardware.vram import GIB, SAFETY_MARGIN, check_fit
 
     paths = _files(grimoire, project)
@@ -67,10 +70,30 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
     files = {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8") for p in paths[:-1]}
 
     gpu = record.get("gpu")
-    fit = check_fit(plan.model, vram_setup(plan, backend), gpu["memory_gib"] if gpu else None)
+    device = record.get("device", "cuda")
+    if device == "cpu":  # a CPU run: checked against the RAM this machine has free now
+        ram = ram_target()
+        gpu = {"name": ram.name, "memory_gib": ram.memory_gib, "source": ram.source}
+    setup = vram_setup(plan, backend, device)
+    fit = check_fit(plan.model, setup, gpu["memory_gib"] if gpu else None)
     est = fit.estimate
     vram_ok = bool(fit.fits)
-    if gpu is None:
+    if device == "cpu":
+        usable = gpu["memory_gib"] * (1 - SAFETY_MARGIN)
+        reasons.append(
+            f"runs on the CPU (no GPU found when the config was written): {est.total / GIB:.1f} "
+            f"GiB of system RAM {'fits' if vram_ok else 'does not fit'} the "
+            f"{gpu['memory_gib']:.1f} GiB available now ({gpu['source']}; {usable:.1f} GiB "
+            f"usable with the {int(SAFETY_MARGIN * 100)}% margin)"
+        )
+        if not vram_ok:
+            if fit.recommended_batch:
+                fixes.append(
+                    f"set batch {fit.recommended_batch} with gradient accumulation "
+                    f"{fit.recommended_gradient_accumulation}"
+                )
+            fixes.append("free memory on this machine, or run on a GPU")
+    elif gpu is None:
         reasons.append("no GPU to check the estimate against")
         fixes.append(
             "rerun trainwright config with --gpu NAME or --vram GB (or add the GPU to "
@@ -95,7 +118,7 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
 
     skip = ("seq_len",) if plan.model.is_image else ("resolution", "repeats", "caption_dropout")
     values = {k: getattr(plan, k) for k in RANGED if k not in skip}
-    ranges = check_ranges(values, plan.optimizer)
+    ranges = plan_ranges(plan.model, values, plan.optimizer)
     if ranges.errors or ranges.warnings:
         reasons += ranges.errors + ranges.warnings
         fixes.append("bring the values above into their safe ranges (parameters-guide.md)")
@@ -123,10 +146,18 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
         and not problems
         and not no_images
     )
+    if device == "cpu":
+        memory = (
+            f"{est.total / GIB:.1f} GiB of system RAM (runs on the CPU; available: "
+            f"{gpu['memory_gib']:.1f} GiB, {gpu['source']})"
+        )
+    else:
+        memory = f"{est.total / GIB:.1f} GiB" + (
+            f" (available: {gpu['memory_gib']:.1f} GiB on {gpu['name']})" if gpu else ""
+        )
     updates: dict[str, dict[str, Any]] = {
         "": {
-            "Estimated VRAM": f"{est.total / GIB:.1f} GiB"
-            + (f" (available: {gpu['memory_gib']:.1f} GiB on {gpu['name']})" if gpu else ""),
+            "Estimated VRAM": memory,
             "Key parameters": plan.key_parameters(),
         }
     }
@@ -139,6 +170,8 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
         details={
             "total_gib": round(est.total / GIB, 2),
             "available_gib": gpu["memory_gib"] if gpu else None,
+            "device": device,
+            "assumptions": est.assumptions,
             "batch": batch,
             "gradient_accumulation": accumulation,
         },

@@ -76,6 +76,7 @@ TARGET_NAMES = {  # module names people write -> canonical
 FRAMEWORK_FIXED = 0.15 * GIB
 ALLOCATOR_RESERVE = 0.06
 DEFAULT_CUDA_CONTEXT_GIB = 1.0
+DEVICES = ("cuda", "cpu")
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Setup:
     prior_preservation: bool = False  # DreamBooth: one class image per instance image
     cuda_context_gib: float = DEFAULT_CUDA_CONTEXT_GIB
     foreach: bool = True  # torch's multi-tensor optimizer step (one param-sized temporary)
+    device: str = "cuda"  # cuda | cpu: a CPU run is measured against system RAM, not a card
 
 
 @dataclass
@@ -163,6 +165,8 @@ def validate(model: Model, s: Setup) -> None:
         raise TrainwrightError("--gradient-accumulation must be at least 1")
     if s.optimizer not in OPTIMIZERS:
         raise TrainwrightError(f"unknown optimizer {s.optimizer!r}; one of {', '.join(OPTIMIZERS)}")
+    if s.device not in DEVICES:
+        raise TrainwrightError(f"--device must be one of {', '.join(DEVICES)}, not {s.device!r}")
     if s.base_quant not in BASE_QUANTS:
         raise TrainwrightError(f"--base-quant must be one of {', '.join(BASE_QUANTS)}")
     if s.method == "full" and s.base_quant != "none":
@@ -288,6 +292,14 @@ def _image_activations(model: Model, s: Setup, mode: str, dtype: str, attention:
         raise TrainwrightError(f"no activation constants for {part.profile}")
     fits = prof["fits"]
     mode = mode.replace("-nodrop", "").replace("qlora-", "lora-")  # traced without dropout
+    if prof.get("lora_targets") == "all" and mode.startswith("lora-"):
+        mode = "lora-all"
+    if prof.get("attention") == "none":
+        attention = "none"
+        if f"{dtype}/none/{mode}" not in fits:
+            traced = next(k.split("/")[0] for k in fits if k.endswith(f"/none/{mode}"))
+            notes.append(f"{part.profile} computes in {traced} only: estimated at {traced}")
+            dtype = traced
     key = f"{dtype}/{attention}/{mode}"
     if key not in fits:
         alt = next(
@@ -304,7 +316,8 @@ def _image_activations(model: Model, s: Setup, mode: str, dtype: str, attention:
         entry = fits[key]
     w, h = s.resolution or (model.resolution or 512, model.resolution or 512)
     factor = model.latent_factor or 8
-    gc = "gc_" if s.gradient_checkpointing else ""
+    checkpointing = s.gradient_checkpointing
+    gc = "gc_" if checkpointing else ""
     if prof["kind"] == "unet":
         p = (w // factor) * (h // factor)
         full = entry["per_latent_pixel"] * p + entry["per_latent_pixel_sq"] * p * p + entry["fixed"]
@@ -336,8 +349,12 @@ def _image_activations(model: Model, s: Setup, mode: str, dtype: str, attention:
             entry.get("double_block_per_token", 0.0), entry.get("dual_block_per_token", 0.0)
         )
         block *= n
-    if s.gradient_checkpointing:
+    if checkpointing:
         kept += block
+    transient = block / 2
+    if s.device == "cpu" and "cpu_step_transient" in prof:
+        # measured on the real trainer: backward gradients, convolution buffers, malloc slack
+        transient = kept * float(prof["cpu_step_transient"])
     # Eager attention's backward holds the gradient of the widest attention matrix and of its
     # scores next to the matrix itself: two more matrices of heads x L x L.
     attn = 0.0
@@ -349,7 +366,7 @@ def _image_activations(model: Model, s: Setup, mode: str, dtype: str, attention:
         else:
             length = n
         attn = 2.0 * la.get("heads", 8) * length * length * (4 if dtype == "fp32" else 2)
-    return kept * images, (block / 2 + attn) * images, notes
+    return kept * images, (transient + attn) * images, notes
 
 
 def _lora_params(part: Part, canon: tuple[str, ...], rank: int) -> int:
@@ -367,6 +384,10 @@ def estimate(model: Model, s: Setup) -> Estimate:
     validate(model, s)
     notes: list[str] = []
     image = model.is_image
+    profile = constants().get("image_models", {}).get(model.main.profile or "", {})
+    if image and s.gradient_checkpointing and profile.get("gradient_checkpointing") is False:
+        notes.append(f"{model.id}'s trainer has no gradient checkpointing: estimated without it")
+        s = replace(s, gradient_checkpointing=False)
     attention = s.attention or model.attention
     act_dtype = "fp32" if s.precision == "fp32" else "bf16"
     act_name = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}[s.precision]
@@ -426,6 +447,11 @@ def estimate(model: Model, s: Setup) -> Estimate:
             per_rank = constants()["image_models"][main.profile or ""].get(
                 "lora_params_per_rank", {}
             )
+            if target_set not in per_rank and "all" in per_rank:
+                notes.append(
+                    f"{model.id}'s trainer adapts every layer it can: LoRA on all, not {target_set}"
+                )
+                target_set = "all"
             trainable = float(per_rank.get(target_set, 0)) * s.rank
         else:
             trainable = float(_lora_params(main, canon, s.rank))
@@ -475,7 +501,7 @@ def estimate(model: Model, s: Setup) -> Estimate:
                 )
                 kept += te_kept
         vae_transient = 0.0
-        if not s.cache_latents:
+        if not s.cache_latents and model.roles("vae"):
             w, h = s.resolution or (model.resolution or 512, model.resolution or 512)
             # VAE encode runs without grad before the denoiser: about three full-resolution
             # 128-channel feature maps alive at once.
@@ -518,11 +544,14 @@ def estimate(model: Model, s: Setup) -> Estimate:
     step_temp = trainable * trainable_bytes if (opt.get("states") and s.foreach) else 0.0
     train_peak = b["activations"] + transient
     peak_dynamic = max(train_peak, vae_transient, step_temp)
-    b["overhead"] = peak_dynamic - b["activations"] + FRAMEWORK_FIXED
-    allocated = static + peak_dynamic + FRAMEWORK_FIXED
-    reserved = allocated * (1 + ALLOCATOR_RESERVE)
+    framework, reserve, context = FRAMEWORK_FIXED, ALLOCATOR_RESERVE, s.cuda_context_gib * GIB
+    if s.device == "cpu":
+        framework, reserve, context = _cpu_runtime(model, notes), 0.0, 0.0
+    b["overhead"] = peak_dynamic - b["activations"] + framework
+    allocated = static + peak_dynamic + framework
+    reserved = allocated * (1 + reserve)
     b["overhead"] += reserved - allocated
-    b["cuda_context"] = s.cuda_context_gib * GIB
+    b["cuda_context"] = context
     total = reserved + b["cuda_context"]
     if paged:
         total += b["optimizer"]
@@ -533,9 +562,44 @@ def estimate(model: Model, s: Setup) -> Estimate:
             "precision": act_name,
             "trainable_params": int(trainable),
             "master_weights": master,
+            "device": s.device,
         }
     )
     return Estimate(b, allocated, reserved, total, notes, details)
+
+
+def _cpu_runtime(model: Model, notes: list[str]) -> float:
+    """A CPU run's memory before any tensor of its own: the Python process with torch loaded.
+    Measured for the models that carry it (bench/image_fits.py), else the GPU figure."""
+    prof = constants().get("image_models", {}).get(model.main.profile or "", {})
+    runtime = prof.get("cpu_runtime_bytes")
+    if runtime is None:
+        notes.append("on the CPU: no measured runtime size for this model; counted 0.15 GiB")
+        return FRAMEWORK_FIXED
+    notes.append(
+        f"on the CPU: system RAM, not VRAM; includes the Python + torch process "
+        f"({runtime / 2**20:.0f} MiB measured with torch {constants()['tools']['torch']}) and "
+        "the step's backward buffers measured on the real trainer; no CUDA context"
+    )
+    return float(runtime)
+
+
+def host_memory() -> tuple[float, str]:
+    """RAM this machine can give a run now, in GiB, and where the figure came from."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 / GIB, "MemAvailable in /proc/meminfo"
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    try:
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        raise TrainwrightError("cannot read this machine's free memory") from None
+    return pages / GIB, "free physical pages (sysconf)"
 
 
 @dataclass
