@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -193,12 +194,27 @@ def test_unparseable_settings_are_kept_not_merged(tmp_path: Path) -> None:
     assert settings.read_text() == "{ not json"
 
 
+def _skill_folders(root: Path) -> dict[str, str]:
+    found = {}
+    for base in (".claude/skills", ".codex/skills"):
+        for p in (root / base).glob("*/SKILL.md"):
+            found[p.parent.name] = f"../../{base}/{p.parent.name}"
+    return found
+
+
 def test_skills_are_linked_for_codex(tmp_path: Path) -> None:
     target = tmp_path / "proj"
     report = json.loads(run_cli("init", str(target), "--json").stdout)
-    skills = sorted(p.parent.name for p in (pack.pack_root() / ".claude/skills").glob("*/SKILL.md"))
-    assert report["linked"] == [f".agents/skills/{s}" for s in skills]
-    for s in skills:
-        link = target / ".agents" / "skills" / s
-        assert link.is_symlink() and (link / "SKILL.md").is_file()
+    skills = _skill_folders(pack.pack_root())
+    assert report["linked"] == [f".agents/skills/{s}" for s in sorted(skills)]
+    for name, rel in skills.items():
+        link = target / ".agents" / "skills" / name
+        assert link.is_symlink() and os.readlink(link) == rel
+        assert (link / "SKILL.md").is_file()
     assert json.loads(run_cli("init", str(target), "--json").stdout)["linked"] == []
+
+
+def test_the_repository_links_every_skill_for_codex() -> None:
+    for name, rel in _skill_folders(REPO).items():
+        link = REPO / ".agents" / "skills" / name
+        assert link.is_symlink() and os.readlink(link) == rel, name

@@ -165,17 +165,25 @@ def merge_hooks(user: bytes, pack_file: bytes) -> bytes | None:
 
 
 def link_agent_skills(target: Path, root: Path, dry_run: bool) -> list[str]:
-    """Link every pack skill into .agents/skills/ so Codex finds it; existing entries are left."""
+    """Link every pack skill into .agents/skills/ so Codex finds it; existing entries are left.
+
+    A skill that exists for both agents links to its Codex folder (the Claude one may be a
+    pointer to it).
+    """
+    found: dict[str, Path] = {}
+    for base in (Path(".claude") / "skills", Path(".codex") / "skills"):
+        folder = root / base
+        if folder.is_dir():
+            for skill in folder.iterdir():
+                if (skill / "SKILL.md").is_file():
+                    found[skill.name] = base / skill.name
     linked = []
-    skills = root / ".claude" / "skills"
-    if not skills.is_dir():
-        return linked
-    for skill in sorted(p for p in skills.iterdir() if (p / "SKILL.md").is_file()):
-        link = target / AGENT_SKILLS / skill.name
+    for name, rel in sorted(found.items()):
+        link = target / AGENT_SKILLS / name
         if link.exists() or link.is_symlink():
             continue
-        linked.append((AGENT_SKILLS / skill.name).as_posix())
+        linked.append((AGENT_SKILLS / name).as_posix())
         if not dry_run:
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(Path("..") / ".." / ".claude" / "skills" / skill.name)
+            link.symlink_to(Path("..") / ".." / rel)
     return linked
