@@ -225,9 +225,25 @@ def render(plan: Any) -> dict[str, str]:
         rank=plan.rank,
         alpha=int(plan.alpha),
         resolution=min(int(plan.resolution), 64),
+        repeats=plan.repeats,
         save_every_n_epochs=plan.save_every_n_epochs,
         seed=plan.seed,
     )
+
+
+def vram_overrides(plan: Any) -> dict[str, Any]:
+    """What the trainer really does, whatever the plan's generic settings say: fp32, LoRA on
+    every conv / linear layer, no checkpointing, nothing cached, the side render() writes."""
+    side = min(int(plan.resolution), 64)
+    return {
+        "precision": "fp32",
+        "targets": "all",
+        "gradient_checkpointing": False,
+        "cache_latents": False,
+        "cache_text_encoder": False,
+        "resolution": (side, side),
+        "lora_dropout": 0.0,
+    }
 
 
 def check_keys(files: dict[str, str]) -> list[str]:
@@ -274,3 +290,45 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def eval_image_maker(size: int = 64, steps: int = 25) -> Any:
+    """An image maker for `trainwright eval-grid`: (lora_file, prompt, weight, seed) -> image.
+
+    The base model and each LoRA file are loaded once; the weight only changes the LoRA's
+    multiplier, and the seed fixes the starting noise, so a row of the grid differs by weight
+    alone.
+    """
+    import torch
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from trainwright.backends.tiny_model import lora
+    from trainwright.backends.tiny_model.model import encode_captions, sample
+    from trainwright.backends.tiny_model.train import BUNDLED, load_base
+
+    loaded: dict[Path, tuple[Any, dict[str, Any]]] = {}
+
+    def model_for(lora_file: Path) -> tuple[Any, dict[str, Any]]:
+        key = Path(lora_file).resolve()
+        if key not in loaded:
+            tensors = load_file(str(key))
+            downs = [t for k, t in tensors.items() if k.endswith(".lora_down.weight")]
+            if not downs:
+                raise ValueError(f"{lora_file} holds no LoRA weights")
+            model, _ = load_base(BUNDLED)
+            layers = lora.inject(model, int(downs[0].shape[0]), float(downs[0].shape[0]))
+            lora.load_lora_state(layers, tensors)
+            model.eval()
+            loaded[key] = (model, layers)
+        return loaded[key]
+
+    def make(lora_file: Path, prompt: str, weight: float, seed: int) -> Image.Image:
+        model, layers = model_for(lora_file)
+        lora.set_multiplier(layers, weight)
+        gen = torch.Generator().manual_seed(int(seed))
+        out = sample(model, encode_captions([prompt]), size=size, steps=steps, generator=gen)
+        pixels = ((out[0].permute(1, 2, 0) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return Image.fromarray(pixels.numpy(), "RGB")
+
+    return make
