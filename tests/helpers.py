@@ -11,7 +11,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m trainwright ARGS` as a user would; never raises on a non-zero exit."""
     full_env = {**os.environ, **(env or {})}
@@ -22,7 +26,7 @@ def run_cli(
         input=input,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 

@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 @pytest.mark.slow
 def test_demo_runs_the_whole_path(tmp_path: Path) -> None:
     root = tmp_path / "demo"
-    proc = run_cli("demo", "--keep", str(root), "--json")
+    proc = run_cli("demo", "--keep", str(root), "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     commands = [s["command"].split()[1] for s in summary["steps"]]
