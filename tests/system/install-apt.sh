@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # System packages the test suite needs (a real single-node SLURM cluster, see
-# tests/support/slurm_cluster.py). Idempotent: does nothing when the commands are present.
+# tests/support/slurm_cluster.py; and sshd for tests/support/ssh_server.py). Idempotent: does nothing when the commands are present.
 # Without root it installs nothing and the SLURM tests skip (or fail when CI=true).
 set -euo pipefail
 
 # Debian packages to install; add to this list (and to REQUIRED_COMMANDS) as needs grow.
-APT_PACKAGES=(slurmctld slurmd slurm-client munge)
+APT_PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client)
 # Commands whose presence means the packages above are installed.
-REQUIRED_COMMANDS=(sbatch squeue scontrol sinfo slurmctld slurmd munged munge)
+REQUIRED_COMMANDS=(sbatch squeue scontrol sinfo slurmctld slurmd munged munge sshd ssh ssh-keygen)
 
 missing=()
 for cmd in "${REQUIRED_COMMANDS[@]}"; do

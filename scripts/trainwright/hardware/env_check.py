@@ -469,6 +469,16 @@ def evaluate(facts: EnvFacts, needs: Needs, matrix: dict[str, Any] | None = None
 
 def _python(facts: EnvFacts, matrix: dict[str, Any], add: Any) -> None:
     ver = version_tuple(facts.python)
+    if not ver:
+        add(
+            Finding(
+                "python",
+                "error",
+                f"No Python 3 found ({facts.python}).",
+                "install Python 3.10 or newer (python3) on that machine",
+            )
+        )
+        return
     if ver < (3, 10):
         add(
             Finding(

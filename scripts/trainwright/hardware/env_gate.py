@@ -10,11 +10,12 @@ PyTorch build, Python, backend install, the run's needs), not to free space, whi
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from trainwright.errors import TrainwrightError
-from trainwright.hardware import env_check
+from trainwright.hardware import env_check, remote_probe
 from trainwright.state.gates import GO, NO_GO, GateResult
 from trainwright.state.grimoire import Grimoire
 
@@ -142,20 +143,45 @@ def env_check_time() -> str:
 
 
 def run_check(
-    g: Grimoire, project: str, *, deep: bool = True, nvml: Any = None
+    g: Grimoire,
+    project: str,
+    *,
+    deep: bool = True,
+    nvml: Any = None,
+    target: remote_probe.Target | None = None,
 ) -> env_check.EnvReport:
+    """The check here, or on `target` over ssh (remote_probe.SSHFailure when ssh fails)."""
     needs = needs_for(g, project)
-    facts = env_check.gather(needs.backend, g.project_dir(project), nvml=nvml, deep=deep)
+    if target is not None:
+        facts = remote_probe.gather(target, needs.backend, deep=deep)
+    else:
+        facts = env_check.gather(needs.backend, g.project_dir(project), nvml=nvml, deep=deep)
     return env_check.evaluate(facts, needs)
 
 
-def check(g: Grimoire, project: str) -> GateResult:
+def where(target: remote_probe.Target | None) -> str:
+    return f"{target.host} (over ssh)" if target else "this machine"
+
+
+def check(g: Grimoire, project: str, target: remote_probe.Target | None = None) -> GateResult:
     try:
-        report = run_check(g, project)
+        report = run_check(g, project, target=target)
     except TrainwrightError as exc:
         if "names no backend" not in str(exc):
             raise
         return GateResult(NO_GO, [exc.one_line()], None, fixes=[f"trainwright config {project}"])
+    except remote_probe.SSHFailure as exc:
+        assert target is not None
+        finding = remote_probe.ssh_finding(target, str(exc))
+        problem = asdict(finding)
+        return GateResult(
+            NO_GO,
+            [finding.text],
+            None,
+            fixes=[finding.fix or ""],
+            updates={"": {"Checked on": where(target), "Checked at": env_check_time()}},
+            details={"host": target.host, "problems": [problem], "findings": [problem]},
+        )
     errors = [x for x in report.findings if x.severity == "error"]
     warnings = [x for x in report.findings if x.severity == "warning"]
     reasons = [x.text for x in errors] or [
@@ -163,13 +189,15 @@ def check(g: Grimoire, project: str) -> GateResult:
         + "; ".join(x.text for x in report.findings if x.check in ("gpu", "backend"))
     ]
     reasons += [f"warning: {x.text}" for x in warnings]
+    updates = _fields(report)
+    updates[""]["Checked on"] = where(target)
     return GateResult(
         NO_GO if errors else GO,
         reasons,
         env_check.binding_digest(report.facts, report.needs),
         fixes=[x.fix for x in errors if x.fix],
-        updates=_fields(report),
-        details=report.as_dict(),
+        updates=updates,
+        details={**report.as_dict(), "host": target.host if target else None},
     )
 
 

@@ -46,6 +46,32 @@ def env_group() -> None:
 @click.option(
     "--dataset-size", type=click.IntRange(min=0), help="Number of training images (disk estimate)."
 )
+@click.option(
+    "--ssh",
+    "host",
+    metavar="HOST",
+    help="Check this machine over ssh instead (HOST or USER@HOST; trainwright need not be "
+    "installed there, python3 should be).",
+)
+@click.option(
+    "--ssh-option",
+    "ssh_opts",
+    multiple=True,
+    metavar="OPT",
+    help="Extra ssh arguments, e.g. '-p 2222' or '-i ~/.ssh/key' (repeatable; also read from "
+    "TRAINWRIGHT_SSH_OPTS).",
+)
+@click.option(
+    "--remote-python",
+    default="python3",
+    show_default=True,
+    help="With --ssh: the Python on HOST that trains (a venv's bin/python).",
+)
+@click.option(
+    "--remote-dir",
+    metavar="PATH",
+    help="With --ssh: the folder on HOST whose free disk counts (default: the home folder).",
+)
 @json_option
 @click.pass_context
 def env_check_cmd(
@@ -54,6 +80,10 @@ def env_check_cmd(
     backend: str | None,
     model_size: float | None,
     dataset_size: int | None,
+    host: str | None,
+    ssh_opts: tuple[str, ...],
+    remote_python: str,
+    remote_dir: str | None,
     as_json: bool,
 ) -> int:
     """Check GPUs (nvidia-smi or NVML), driver and CUDA, the PyTorch build against the
@@ -63,15 +93,53 @@ def env_check_cmd(
     from intent.md, and the result is written to environment.md and status.md (bound to a hash
     of the facts, so a driver or PyTorch change makes the GO stale). Without PROJECT it only
     reports. Safe to rerun. Exit 0 GO, 1 NO-GO.
+
+    With --ssh HOST the same checks run on HOST: a small probe goes over
+    `ssh -o BatchMode=yes -- HOST`, gathers the raw facts there and they are judged here by the
+    same rules. A failed ssh (unreachable, key refused, timeout) is a NO-GO naming the host.
+    With PROJECT, environment.md records the host under "Checked on".
     """
-    from trainwright.hardware import env_check
+    import os
+    from dataclasses import asdict
+
+    from trainwright.hardware import env_check, remote_probe
     from trainwright.hardware.env_gate import backend_name
 
+    target = None
+    if host is not None:
+        target = remote_probe.Target(
+            remote_probe.check_host(host),
+            remote_probe.ssh_options(ssh_opts, dict(os.environ)),
+            remote_probe.check_python(remote_python),
+            remote_dir,
+        )
+    elif ssh_opts or remote_dir or remote_python != "python3":
+        raise TrainwrightError("--ssh-option, --remote-python and --remote-dir need --ssh HOST")
     name = backend_name(backend) if backend else None
     if project is None:
         needs = env_check.Needs(name, model_gb=model_size, dataset_images=dataset_size)
-        report = env_check.evaluate(env_check.gather(name, Path.cwd()), needs)
-        out = {"project": None, **report.as_dict()}
+        try:
+            facts = (
+                remote_probe.gather(target, name) if target else env_check.gather(name, Path.cwd())
+            )
+        except remote_probe.SSHFailure as exc:
+            assert target is not None
+            finding = remote_probe.ssh_finding(target, str(exc))
+            out = {
+                "project": None,
+                "host": target.host,
+                "decision": "NO-GO",
+                "backend": name,
+                "facts": None,
+                "problems": [asdict(finding)],
+                "warnings": [],
+                "findings": [asdict(finding)],
+            }
+            lines = [f"  FAIL {finding.text}", f"       fix: {finding.fix}"]
+            emit(out, as_json, lambda d: _env_human(d, lines))
+            return 1
+        report = env_check.evaluate(facts, needs)
+        out = {"project": None, "host": target.host if target else None, **report.as_dict()}
         emit(out, as_json, lambda d: _env_human(d, env_check.summary_lines(report)))
         return 0 if report.decision == "GO" else 1
     from trainwright.state import gates
@@ -98,8 +166,14 @@ def env_check_cmd(
         req["Dataset images"] = dataset_size
     if req:
         g.update("environment", {"Requirements": req}, project)
-    result = gates.check(g, project, 3)
-    out = _gate_out(project, 3, result)
+    if target is None:
+        result = gates.check(g, project, 3)
+    else:
+        from trainwright.hardware import env_gate
+
+        result = env_gate.check(g, project, target)
+        gates.record(g, project, 3, result)
+    out = {**_gate_out(project, 3, result), "host": target.host if target else None}
     lines = []
     for f in result.details.get("findings", []):
         mark = {"ok": "ok  ", "warning": "warn", "error": "FAIL"}[f["severity"]]
@@ -112,6 +186,7 @@ def env_check_cmd(
 
 def _env_human(d: dict[str, Any], lines: list[str]) -> str:
     who = f" for {d['project']}" if d.get("project") else ""
+    who += f" on {d['host']} (over ssh)" if d.get("host") else ""
     head = f"Environment{who}: {d['decision']}"
     if d.get("project"):
         head += f"  (recorded in environment.md; Gate 3 {d['decision']})"
