@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := constraints/test.txt
 DEMO_EXTRAS ?= torch
-TEST_EXTRAS ?= test,torch
+TEST_EXTRAS ?= test,torch,gpu,tune
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint system-deps clean-venv

@@ -10,6 +10,7 @@ import pytest
 from helpers import assert_one_line_error, run_cli
 from trainwright.state.grimoire import ALL_KINDS, PROJECT_KINDS, Grimoire
 from trainwright.state.schema import known_kinds, validate_file
+from trainwright.workflow.workflow_state import TICKET_KINDS
 
 
 @pytest.fixture()
@@ -21,7 +22,7 @@ def grim(tmp_path: Path) -> Grimoire:
 
 
 def test_every_kind_has_a_schema_and_a_valid_template(grim: Grimoire) -> None:
-    assert sorted(known_kinds()) == sorted(ALL_KINDS)
+    assert sorted(known_kinds()) == sorted(ALL_KINDS + TICKET_KINDS)
     for kind in ALL_KINDS:
         validate_file(grim.path_for(kind, "mystyle"), kind)
 

@@ -12,9 +12,25 @@ from pathlib import Path
 import click
 
 from trainwright import __version__
+from trainwright.backends.commands import config_cmd
+from trainwright.bench.commands import bench_group
+from trainwright.cluster.commands import runs_group
+from trainwright.dataset.commands import audit_cmd, captions_group, curate_cmd, dedup_cmd
 from trainwright.errors import TrainwrightError
-from trainwright.output import emit, json_option
+from trainwright.evaluate.commands import diagnose_cmd, eval_grid_cmd, register_cmd
+from trainwright.hardware.commands import vram_cmd
+from trainwright.output import emit, json_option, wants_json
+from trainwright.retro.commands import registry_group, retro_group
+from trainwright.run.commands import (
+    checkpoints_cmd,
+    dry_run_cmd,
+    env_group,
+    launch_cmd,
+    monitor_cmd,
+    stop_cmd,
+)
 from trainwright.state.commands import gate_group, grimoire_group, hash_cmd
+from trainwright.workflow.commands import ticket_group
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -73,6 +89,8 @@ def init(directory: Path, force: bool, dry_run: bool, as_json: bool) -> None:
         for key, label in (
             ("installed", "new"),
             ("updated", "updated"),
+            ("merged", "merged (the pack's hooks added to your file)"),
+            ("linked", "linked for Codex (.agents/skills)"),
             ("overwritten", "overwritten"),
             ("unchanged", "unchanged"),
         ):
@@ -117,9 +135,59 @@ def cost_cmd(gpu: str, hours: float, count: int, provider: str | None, as_json: 
     emit(estimate_cost(gpu, hours, provider, count), as_json, render)
 
 
+@cli.command("demo")
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path),
+    help="Run in this (new or empty) folder and keep it; default: a temporary folder.",
+)
+@json_option
+def demo_cmd(keep: Path | None, as_json: bool) -> int:
+    """Run the whole /train path on a generated example: dataset with planted problems, the four
+    gates (Gate 1 first NO-GO, then GO after the fixes), launch, monitor, eval grid, register.
+    Needs the torch extra; no GPU, no network."""
+    import tempfile
+
+    from trainwright.demo.pipeline import DemoFailed, run_demo
+
+    quiet = wants_json(as_json)
+    say = (lambda _t: None) if quiet else click.echo
+    with tempfile.TemporaryDirectory(prefix="trainwright-demo-") as tmp:
+        root = keep if keep is not None else Path(tmp) / "project"
+        try:
+            summary = run_demo(root, say)
+        except DemoFailed as exc:
+            click.echo(f"trainwright: demo stopped: {exc}", err=True)
+            return 1
+        if keep is None:
+            summary["root"] = None
+        emit(summary, as_json, lambda _d: "")
+    return 0
+
+
 cli.add_command(grimoire_group)
+cli.add_command(runs_group)
 cli.add_command(hash_cmd)
 cli.add_command(gate_group)
+cli.add_command(vram_cmd)
+cli.add_command(config_cmd)
+cli.add_command(eval_grid_cmd)
+cli.add_command(diagnose_cmd)
+cli.add_command(register_cmd)
+cli.add_command(ticket_group)
+cli.add_command(registry_group)
+cli.add_command(retro_group)
+cli.add_command(bench_group)
+cli.add_command(env_group)
+cli.add_command(dry_run_cmd)
+cli.add_command(launch_cmd)
+cli.add_command(stop_cmd)
+cli.add_command(monitor_cmd)
+cli.add_command(checkpoints_cmd)
+cli.add_command(audit_cmd)
+cli.add_command(dedup_cmd)
+cli.add_command(captions_group)
+cli.add_command(curate_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
