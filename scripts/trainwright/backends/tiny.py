@@ -288,10 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def eval_image_maker(size: int = 64, steps: int = 25) -> Any:
     """An image maker for `trainwright eval-grid`: (lora_file, prompt, weight, seed) -> image.
 
@@ -332,3 +328,7 @@ def eval_image_maker(size: int = 64, steps: int = 25) -> Any:
         return Image.fromarray(pixels.numpy(), "RGB")
 
     return make
+
+
+if __name__ == "__main__":
+    sys.exit(main())
