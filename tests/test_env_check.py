@@ -201,7 +201,13 @@ def test_kohya_found_through_its_folder(tmp_path: Path) -> None:
     (sd / "train_network.py").write_text("")
     (sd / "library" / "__init__.py").write_text("")
     (sd / "library" / "train_util.py").write_text("X = 1\n")
-    path = f"{Path(sys.executable).parent}:/usr/bin:/bin"  # kohya is run through accelerate
+    # kohya runs through `accelerate launch`: a stand-in on PATH is all discovery looks for
+    # (accelerate itself is not a test dependency).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "accelerate").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "accelerate").chmod(0o755)
+    path = f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin"
     env = {"TRAINWRIGHT_KOHYA_DIR": str(sd), "TRAINWRIGHT_NVIDIA_SMI": "", "PATH": path}
     proc = run_cli("env", "check", "--backend", "kohya", "--json", env=env, cwd=tmp_path)
     found = {f["check"]: f for f in json.loads(proc.stdout)["findings"]}
