@@ -191,11 +191,8 @@ def set_fields(doc: Document, updates: dict[str, dict[str, object]]) -> Document
                 new_lines.append(f"- **{key}**: {text}".rstrip(" \t"))
         if not new_lines:
             continue
-        if sec is None:
-            if title == PREAMBLE:
-                inserts.setdefault(doc.title_line, []).extend(new_lines)
-            else:
-                appended.extend(["", f"## {title}", *new_lines])
+        if sec is None:  # the top section ("") always exists, so this is a new heading
+            appended.extend(["", f"## {title}", *new_lines])
         else:
             inserts.setdefault(sec.last_line, []).extend(new_lines)
     out: list[str] = list(inserts.get(0, []))
