@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Int
 from trainwright.output import emit, json_option, wants_json
 
 FOLDER = click.Path(path_type=Path)
@@ -79,7 +80,7 @@ def _project_intent(ctx: click.Context, project: str | None) -> dict[str, Any]:
 @click.command("audit")
 @click.argument("folder", type=FOLDER)
 @click.option("--model", help="Base model family: sd15, sdxl, pony, flux, ... (sets --min-side).")
-@click.option("--min-side", type=int, help="Smallest acceptable short side in pixels.")
+@click.option("--min-side", type=Int(None, 65_536), help="Smallest acceptable short side in pixels.")
 @click.option("--project", help="Also write the results into this project's dataset-report.md.")
 @click.option("--workers", type=int, help="Processes to use (default: all cores).")
 @json_option
@@ -143,7 +144,7 @@ def audit_cmd(
 )
 @click.option(
     "--threshold",
-    type=click.IntRange(0, 64),
+    type=Int(0, 64),
     help="Hamming distance in bits (default 10; colorhash 4; combined 22 for whole images, "
     "6 fewer for crops, before the pixel check).",
 )
@@ -415,7 +416,7 @@ def captions_apply_cmd(
 
 @captions_group.command("sample")
 @click.argument("folder", type=FOLDER)
-@click.argument("n", type=click.IntRange(1, 1000))
+@click.argument("n", type=Int(1, 1000))
 @click.option("--workers", type=int, help="Processes to use (default: all cores).")
 @json_option
 def captions_sample_cmd(folder: Path, n: int, workers: int | None, as_json: bool) -> int:
@@ -443,7 +444,7 @@ def captions_sample_cmd(folder: Path, n: int, workers: int | None, as_json: bool
 
 @click.command("curate")
 @click.argument("folder", type=FOLDER)
-@click.option("--target", type=click.IntRange(1, 100000), help="How many images to keep.")
+@click.option("--target", type=Int(1, 100_000), help="How many images to keep.")
 @click.option(
     "--type", "lora_type", type=click.Choice(["character", "style", "object"]), help="LoRA type."
 )
@@ -492,7 +493,7 @@ def curate_cmd(
         return "\n".join(out)
 
     emit(res, as_json, human)
-    return 0
+    return 0 if res["images"] else 1  # nothing to curate is a finding, as in audit
 
 
 COMMANDS: list[Callable[..., Any]] = [audit_cmd, dedup_cmd, captions_group, curate_cmd]
