@@ -52,7 +52,13 @@ def locked(folder: Path | str, timeout: float | None = 30.0) -> Iterator[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock_path = folder / LOCK_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise TrainwrightError(
+            f"{lock_path}: cannot open the lock file ({exc.strerror}); "
+            "it should be an empty file that trainwright made: move it aside"
+        ) from None
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
