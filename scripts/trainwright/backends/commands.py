@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Positive
 from trainwright.output import emit, json_option
 
 PLAN_FILE = "trainwright-plan.json"
@@ -157,7 +158,7 @@ def generate(
     model = catalog.load().get(str(model_name))
     defaults: dict[str, Any] = {}
     if model.is_image:
-        dataset = intent.get("Dataset folder")
+        dataset = g.dataset_folder(project) if intent.get("Dataset folder") else None
         if dataset:
             defaults["dataset_dir"] = str(dataset)
             defaults["images"] = count_images(str(dataset))
@@ -338,7 +339,7 @@ def _human(d: dict[str, Any]) -> str:
     help="prodigy | adamw | adamw8bit | lion (each backend's own name is written).",
 )
 @click.option("--gpu", "gpu_name", help="GPU from studio.md or the table; default: studio.md's.")
-@click.option("--vram", "vram_gb", type=float, help="Available GPU memory in GB.")
+@click.option("--vram", "vram_gb", type=Positive(65536), help="Available GPU memory in GB.")
 @click.option("--dry-run", is_flag=True, help="Show the files; write nothing.")
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @json_option

@@ -42,9 +42,7 @@ def intent(g: Grimoire, project: str) -> Intent:
             f"intent.md of '{project}' names no dataset folder: run "
             f'trainwright grimoire set intent --project {project} "Dataset folder=PATH"'
         )
-    folder = Path(raw).expanduser()
-    if not folder.is_absolute():
-        folder = g.root.resolve().parent / folder
+    folder = g.resolve(raw)
     check_folder(folder)
     return Intent(folder, top.get("Type"), top.get("Base model"), top.get("Trigger word"))
 

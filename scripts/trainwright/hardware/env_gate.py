@@ -84,10 +84,9 @@ def needs_for(g: Grimoire, project: str) -> env_check.Needs:
             needs.model_gb = path.stat().st_size / env_check.GiB
     if req.get("Dataset images") is not None:
         needs.dataset_images = int(req["Dataset images"])
-    _, intent = g.read("intent", project)
-    folder = (intent["sections"][""].get("Dataset folder") or "").strip()
-    if folder and Path(folder).is_dir():
-        needs.dataset_bytes, count = _dataset(Path(folder))
+    folder = g.dataset_folder(project)
+    if folder and folder.is_dir():
+        needs.dataset_bytes, count = _dataset(folder)
         needs.dataset_images = needs.dataset_images or count
     return needs
 

@@ -34,13 +34,12 @@ def inputs(g: Grimoire, project: str) -> list[Path]:
     """Every config file config.md lists, and the dataset folder: what a dry run's GO is bound
     to."""
     _, paths = config_files(g, project)
-    _, intent = g.read("intent", project)
-    folder = (intent["sections"][""].get("Dataset folder") or "").strip()
-    if not folder or not Path(folder).is_dir():
+    folder = g.dataset_folder(project)
+    if folder is None or not folder.is_dir():
         raise TrainwrightError(
-            f"the dataset folder {folder!r} in intent.md of '{project}' does not exist"
+            f"the dataset folder {str(folder or '')!r} in intent.md of '{project}' does not exist"
         )
-    return [*paths, Path(folder)]
+    return [*paths, folder]
 
 
 def binding(g: Grimoire, project: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,26 @@ class Grimoire:
     """All reads and writes of grimoire files go through here: validated, atomic, locked."""
 
     def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+        # Absolute at once: trainers and supervisors run in other working folders, so a path
+        # derived from a relative --grimoire would name another file there. abspath, not
+        # resolve: a symlinked project keeps the path the person typed.
+        self.root = Path(os.path.abspath(Path(root).expanduser()))
+
+    @property
+    def project_root(self) -> Path:
+        """The folder that holds grimoire/: relative paths in state files are relative to it."""
+        return self.root.parent
+
+    def resolve(self, raw: str | os.PathLike[str]) -> Path:
+        """A path as written in a state file, made absolute against the project root."""
+        path = Path(os.path.expanduser(str(raw).strip()))
+        return path if path.is_absolute() else Path(os.path.normpath(self.project_root / path))
+
+    def dataset_folder(self, project: str) -> Path | None:
+        """intent.md's Dataset folder, absolute (None when it names none)."""
+        _, intent = self.read("intent", project)
+        raw = intent["sections"].get("", {}).get("Dataset folder")
+        return self.resolve(raw) if raw and str(raw).strip() else None
 
     def project_dir(self, project: str) -> Path:
         return self.root / "training" / check_name(project)
