@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option, wants_json
 from trainwright.state.commands import grimoire_from
 
@@ -41,10 +42,10 @@ def env_group() -> None:
     "--backend", help="Trainer to check for: tiny, kohya, ai-toolkit, simpletuner, torchtune."
 )
 @click.option(
-    "--model-size", type=click.FloatRange(min=0), help="Base model size in GB (disk estimate)."
+    "--model-size", type=Float(0, 100_000), help="Base model size in GB (disk estimate)."
 )
 @click.option(
-    "--dataset-size", type=click.IntRange(min=0), help="Number of training images (disk estimate)."
+    "--dataset-size", type=Int(0, 100_000_000), help="Number of training images (disk estimate)."
 )
 @click.option(
     "--ssh",
@@ -195,10 +196,10 @@ def _env_human(d: dict[str, Any], lines: list[str]) -> str:
 
 @click.command("dry-run")
 @click.argument("project")
-@click.option("--steps", type=click.IntRange(2, 5), default=3, show_default=True)
+@click.option("--steps", type=Int(2, 5), default=3, show_default=True)
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=1),
+    type=Float(1, 604_800),
     default=900,
     show_default=True,
     help="Seconds without any output before the trainer is called hung and stopped.",
@@ -263,14 +264,14 @@ def _follow_run(g: Any, project: str) -> int:
 @click.argument("project")
 @click.option(
     "--max-retries",
-    type=click.IntRange(0, 10),
+    type=Int(0, 10),
     default=3,
     show_default=True,
     help="Out-of-memory retries, each with half the batch.",
 )
 @click.option(
     "--hang-timeout",
-    type=click.FloatRange(min=1),
+    type=Float(1, 604_800),
     default=1800,
     show_default=True,
     help="Seconds without output before the trainer is called hung.",
@@ -408,7 +409,7 @@ def _monitor_human(d: dict[str, Any]) -> str:
     type=click.Path(path_type=Path),
     help="Read this log, event file or log folder instead of a project's train.log.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), help="Total epochs, when the log omits it.")
+@click.option("--epochs", type=Int(1, 100_000), help="Total epochs, when the log omits it.")
 @click.option(
     "--format",
     "fmt",
@@ -507,7 +508,7 @@ def _follow_file(path: Path, fmt: str | None) -> None:
 @click.argument("project")
 @click.option(
     "--keep",
-    type=click.IntRange(min=1),
+    type=Int(1, 100_000),
     default=3,
     show_default=True,
     help="How many of the newest checkpoints --prune keeps.",
@@ -541,14 +542,23 @@ def checkpoints_cmd(
 
         st = read_log(files.log, plan.log_format, plan.line_parser)
         losses = {p.step: p.loss for p in st.curve()}
-    found = ck.scan(folder, getattr(plan.module, "checkpoint_info", None), losses)
-    kept, removable = ck.retention(found, keep, files.is_live())
+    found, ignored = ck.scan_all(
+        folder, getattr(plan.module, "checkpoint_info", None), losses, _output_name(plan)
+    )
+    refs = ck.referenced_files(
+        g.path_for("studio"),
+        g.path_for("eval", project),
+        files.state,
+        (Path.cwd(), g.root, g.root.parent, files.folder),
+    )
+    kept, removable = ck.retention(found, keep, files.is_live(), referenced=refs)
     removed = ck.prune(removable) if prune else []
     out = {
         "project": project,
         "folder": str(folder),
         "keep": keep,
         "checkpoints": [c.as_dict() for c in found],
+        "ignored": [str(p) for p in ignored],
         "removable": [str(c.path) for c in removable],
         "removed": [str(p) for p in removed],
         "pruned": prune,
@@ -574,8 +584,25 @@ def checkpoints_cmd(
                 f"  {c['label']:<12} step {c['step'] if c['step'] is not None else '?':>6}"
                 f"  loss {loss:>8}  {c['size'] / 2**20:8.2f} MB  {why}"
             )
+        if d["ignored"]:
+            lines.append(
+                "  not this run's checkpoints (never pruned): "
+                + ", ".join(Path(p).name for p in d["ignored"])
+            )
         if not d["pruned"] and d["removable"]:
             lines.append(f"'--prune' would delete {len(d['removable'])} file(s)")
         return "\n".join(lines)
 
     emit(out, as_json, human)
+
+
+def _output_name(plan: Any) -> str:
+    """The name the trainer gives its checkpoints: the config's output name, else the project."""
+    try:
+        cfg = plan.module.read_config(plan.config)
+    except Exception:  # noqa: BLE001 - an unreadable config falls back to the project name
+        cfg = {}
+    named = cfg.get("output_name") if isinstance(cfg, dict) else None
+    if not named and isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
+        named = cfg["config"].get("name")  # ai-toolkit
+    return str(named or plan.project)
