@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
 
 
@@ -59,11 +60,24 @@ class RunFiles:
         return self.folder / "loss-curve.png"
 
     def read_state(self) -> dict[str, Any]:
+        """The run record; {} when there is none. A record that exists but cannot be read is
+        an error, never a fresh start: a fresh start moves a finished run's output aside."""
         try:
             data = json.loads(self.state.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:
             return {}
-        return data if isinstance(data, dict) else {}
+        except (OSError, ValueError) as exc:
+            raise self._corrupt(str(exc)) from None
+        if not isinstance(data, dict):
+            raise self._corrupt("not a JSON object")
+        return data
+
+    def _corrupt(self, why: str) -> TrainwrightError:
+        return TrainwrightError(
+            f"{self.state}: the run record is damaged ({why}); nothing was started or moved. "
+            f"Repair it from train.log, or if you mean to start over, move it aside "
+            f"(mv {self.state} {self.state}.damaged) and launch again"
+        )
 
     def write_state(self, data: dict[str, Any]) -> None:
         atomic_write_text(self.state, json.dumps(data, indent=2, sort_keys=True) + "\n")
