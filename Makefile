@@ -8,7 +8,7 @@ DEMO_EXTRAS ?= torch
 TEST_EXTRAS ?= test,torch,gpu,tune
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint system-deps clean-venv
+.PHONY: demo test test-quick lint system-deps clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ system-deps:
 test: $(VENV)/.installed-$(TEST_EXTRAS) system-deps
 	$(VENV)/bin/ruff check scripts tests hatch_build.py
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# For developers between commits: everything but the tests marked slow (real trainer runs,
+# the SLURM cluster, ssh end to end). CI runs `make test`, the whole suite.
+test-quick: $(VENV)/.installed-$(TEST_EXTRAS)
+	$(VENV)/bin/ruff check scripts tests hatch_build.py
+	$(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(VENV)/bin/ruff check scripts tests hatch_build.py
