@@ -80,7 +80,9 @@ def _project_intent(ctx: click.Context, project: str | None) -> dict[str, Any]:
 @click.command("audit")
 @click.argument("folder", type=FOLDER)
 @click.option("--model", help="Base model family: sd15, sdxl, pony, flux, ... (sets --min-side).")
-@click.option("--min-side", type=Int(None, 65_536), help="Smallest acceptable short side in pixels.")
+@click.option(
+    "--min-side", type=Int(None, 65_536), help="Smallest acceptable short side in pixels."
+)
 @click.option("--project", help="Also write the results into this project's dataset-report.md.")
 @click.option("--workers", type=int, help="Processes to use (default: all cores).")
 @json_option
@@ -211,6 +213,10 @@ def dedup_cmd(
     check_folder(folder)
     if qdir:
         q.check_target(folder, qdir)
+    if sheet:
+        from trainwright.state.safe_paths import check_output, png_is_pack_made
+
+        check_output(sheet, "--sheet", folders=[folder], pack_made=png_is_pack_made)
     entries = list_images(folder)
     rel_of = {str(e.path): display(e.rel) for e in entries}
     with _progress(len(entries), as_json, "hash") as bar:

@@ -47,7 +47,9 @@ def contact_sheet(folder: Path, groups: list[dict[str, Any]], out: Path) -> dict
             draw.text((x, y + TILE + 20), extra[:32], fill=(40, 40, 40))
     import io
 
+    from trainwright.state.safe_paths import png_info
+
     buf = io.BytesIO()
-    sheet.save(buf, "PNG")
+    sheet.save(buf, "PNG", pnginfo=png_info("contact sheet"))
     atomic_write_bytes(out, buf.getvalue())
     return {"path": str(out), "groups": len(rows), "width": w, "height": h}

@@ -460,6 +460,11 @@ def monitor_cmd(
         snap = monitor.refresh_progress(g, project)
     else:
         assert log_path is not None
+        if curve:
+            from trainwright.state.safe_paths import check_output, png_is_pack_made
+
+            reads = [log_path, *(log_path.rglob("*") if log_path.is_dir() else ())]
+            check_output(curve, "--curve", reads=reads, pack_made=png_is_pack_made)
         if follow and not wants_json(as_json):
             _follow_file(log_path, fmt)
         st = read_log(log_path, fmt)

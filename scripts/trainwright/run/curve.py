@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from trainwright.run.anomalies import Anomaly
 from trainwright.run.logs.common import Point
+from trainwright.state.safe_paths import png_info
 
 W, H = 720, 400
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 50
@@ -90,6 +91,6 @@ def draw(points: list[Point], path: Path, title: str, anomalies: Sequence[Anomal
 def _save(img: Image.Image, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
+    img.save(tmp, format="PNG", pnginfo=png_info("loss curve"))
     tmp.replace(path)
     return path
