@@ -19,6 +19,7 @@ from trainwright.dataset.commands import audit_cmd, captions_group, curate_cmd, 
 from trainwright.errors import TrainwrightError
 from trainwright.evaluate.commands import diagnose_cmd, eval_grid_cmd, register_cmd
 from trainwright.hardware.commands import vram_cmd
+from trainwright.numeric import Int, Positive
 from trainwright.output import emit, json_option, wants_json
 from trainwright.retro.commands import registry_group, retro_group
 from trainwright.run.commands import (
@@ -124,8 +125,12 @@ def status_cmd(ctx: click.Context, project: str, as_json: bool) -> None:
 
 @cli.command("cost")
 @click.option("--gpu", required=True, help="GPU name, e.g. 'RTX 4090' or 'A100 80GB'.")
-@click.option("--hours", type=float, required=True, help="Expected run time in hours.")
-@click.option("--gpus", "count", type=int, default=1, show_default=True, help="Number of GPUs.")
+@click.option(
+    "--hours", type=Positive(100_000), required=True, help="Expected run time in hours."
+)
+@click.option(
+    "--gpus", "count", type=Int(1, 4096), default=1, show_default=True, help="Number of GPUs."
+)
 @click.option("--provider", help="Only this provider (runpod, vast).")
 @json_option
 def cost_cmd(gpu: str, hours: float, count: int, provider: str | None, as_json: bool) -> None:

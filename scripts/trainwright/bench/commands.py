@@ -11,6 +11,7 @@ import click
 
 from trainwright.bench.kernels import KERNELS, load_kernel
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Int
 from trainwright.output import emit, json_option
 from trainwright.state.atomic import atomic_write_text
 
@@ -73,8 +74,10 @@ def bench_group() -> None:
     show_default=True,
     help="Which kernel to sweep.",
 )
-@click.option("--rows", type=int, help="Rows of the input (default: the kernel's own size).")
-@click.option("--cols", type=int, help="Columns of the input.")
+@click.option(
+    "--rows", type=Int(1, 1 << 20), help="Rows of the input (default: the kernel's own size)."
+)
+@click.option("--cols", type=Int(1, 1 << 20), help="Columns of the input.")
 @click.option("--block-sizes", help="BLOCK_SIZE values to sweep, e.g. 1024,2048,4096.")
 @click.option("--warps", help="num_warps values to sweep, e.g. 4,8,16.")
 @click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True)

@@ -14,6 +14,7 @@ import click
 
 from trainwright.cluster import views
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option, wants_json
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def runs_group() -> None:
     help="Trainer.",
 )
 @click.option("--gpus", default="1", show_default=True, help="GPUs per run ('cpu' for tiny).")
-@click.option("--runs", "count", type=click.IntRange(1, 100), default=2, show_default=True)
+@click.option("--runs", "count", type=Int(1, 100), default=2, show_default=True)
 @click.option(
     "--with-base/--no-base", default=True, show_default=True, help="Add a base-model row."
 )
@@ -247,8 +248,8 @@ def torchtune_configs_cmd(
 @click.option("--constraint", help="Node features (e.g. a100).")
 @click.option("--gpu-type", help="GPU type in the gres name, e.g. a100 -> --gpus-per-node=a100:4.")
 @click.option("--time", "time_", help="Time limit for every run (HH:MM:SS, D-HH:MM:SS, 4h, 90m).")
-@click.option("--cpus-per-gpu", type=click.IntRange(1, 512), help="CPUs per GPU (default 8).")
-@click.option("--cpus", type=click.IntRange(1, 4096), help="CPUs per node, replacing the derived.")
+@click.option("--cpus-per-gpu", type=Int(1, 512), help="CPUs per GPU (default 8).")
+@click.option("--cpus", type=Int(1, 4096), help="CPUs per node, replacing the derived.")
 @click.option("--mem", help="Memory per node (e.g. 200G), replacing the derived value.")
 @click.option(
     "--launcher",
@@ -393,7 +394,7 @@ def launch_cmd(
 )
 @click.option(
     "--max-interval",
-    type=click.FloatRange(1, 3600),
+    type=Float(1, 3600),
     default=60,
     show_default=True,
     help="Longest wait between polls with --follow, in seconds.",

@@ -259,6 +259,7 @@ def dedup_cmd(
             "moved": moved,
             "dry_run": dry_run,
             "would_move": [m["original"] for m in man["files"]] if dry_run else [],
+            "already_gone": man.get("gone", []),
         }
     if project:
         from trainwright.dataset.report import update_report
@@ -274,7 +275,8 @@ def dedup_cmd(
         update_report(_grimoire(ctx), project, fields={"Summary": fields})
 
     emit(out, as_json, _dedup_human)
-    remaining = out["clusters"] and not (qdir and moved and not dry_run)
+    handled = moved or (qdir and out["quarantine"]["already_gone"])
+    remaining = out["clusters"] and not (qdir and handled and not dry_run)
     return 1 if remaining else 0
 
 
@@ -318,6 +320,11 @@ def _dedup_human(d: dict[str, Any]) -> str:
         elif qd["moved"]:
             lines.append(
                 f"moved {qd['moved']} files; undo with: trainwright dedup --undo {qd['manifest']}"
+            )
+        if qd.get("already_gone"):
+            lines.append(
+                f"{len(qd['already_gone'])} of the copies were no longer in the folder (moved by "
+                "another run?); left as they are"
             )
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option, wants_json
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
@@ -71,7 +72,7 @@ def _read_prompts_file(path: Path) -> list[str]:
     "--seed",
     default=1234,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=Int(0, 2**63 - 1),
     help="The one seed every cell uses, so only the weight changes.",
 )
 @click.option(
@@ -88,24 +89,24 @@ def _read_prompts_file(path: Path) -> list[str]:
     help=f"ComfyUI server URL.  [default: {DEFAULT_COMFYUI}]",
 )
 @click.option("--negative", help="Negative prompt (default from the evaluation data).")
-@click.option("--width", type=click.IntRange(64, 8192), help="Image width (default by family).")
-@click.option("--height", type=click.IntRange(64, 8192), help="Image height (default by family).")
-@click.option("--steps", type=click.IntRange(1, 200), help="Sampler steps (default by family).")
-@click.option("--cfg", type=click.FloatRange(0, 30), help="CFG scale (default by family).")
+@click.option("--width", type=Int(64, 8192), help="Image width (default by family).")
+@click.option("--height", type=Int(64, 8192), help="Image height (default by family).")
+@click.option("--steps", type=Int(1, 200), help="Sampler steps (default by family).")
+@click.option("--cfg", type=Float(0, 30), help="CFG scale (default by family).")
 @click.option("--sampler", help="ComfyUI sampler_name (default by family).")
 @click.option("--scheduler", help="ComfyUI scheduler (default by family).")
 @click.option(
     "--image-timeout",
     default=600.0,
     show_default=True,
-    type=click.FloatRange(min=1),
+    type=Float(1, 86_400),
     help="Seconds to wait for one image before giving up on ComfyUI.",
 )
 @click.option(
     "--request-timeout",
     default=30.0,
     show_default=True,
-    type=click.FloatRange(min=0.1),
+    type=Float(0.1, 3600),
     help="Seconds to wait for one HTTP answer.",
 )
 @json_option
@@ -356,7 +357,7 @@ def _checkpoints(folder: Path, listed: str | None) -> list[str] | None:
 
 @click.command("register")
 @click.argument("name")
-@click.option("--weight", type=float, help="Recommended weight; default: the one in eval.md.")
+@click.option("--weight", type=Float(0, 2), help="Recommended weight; default: the one in eval.md.")
 @click.option("--good-for", help="What the LoRA does well; default: Description in intent.md.")
 @click.option(
     "--file",

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Float, Int, Positive
 from trainwright.output import emit, json_option
 
 
@@ -136,7 +137,7 @@ def render(d: dict[str, Any]) -> str:
     show_default=True,
     help="Training precision (weights and activations).",
 )
-@click.option("--rank", type=int, default=16, show_default=True, help="LoRA rank.")
+@click.option("--rank", type=Int(None, 4096), default=16, show_default=True, help="LoRA rank.")
 @click.option(
     "--targets",
     default="attn",
@@ -149,10 +150,12 @@ def render(d: dict[str, Any]) -> str:
     show_default=True,
     help="adamw, adamw8bit, paged_adamw, paged_adamw8bit, lion, lion8bit, prodigy, adafactor, sgd.",
 )
-@click.option("--batch", type=int, default=1, show_default=True, help="Micro-batch size.")
-@click.option("--seq-len", type=int, help="Tokens per sequence (language models).")
+@click.option(
+    "--batch", type=Int(None, 65536), default=1, show_default=True, help="Micro-batch size."
+)
+@click.option("--seq-len", type=Int(1, 4_194_304), help="Tokens per sequence (language models).")
 @click.option("--resolution", help="Image side W or WxH in pixels (image models).")
-@click.option("--gradient-accumulation", type=int, default=1, show_default=True)
+@click.option("--gradient-accumulation", type=Int(None, 65536), default=1, show_default=True)
 @click.option(
     "--gradient-checkpointing/--no-gradient-checkpointing",
     default=True,
@@ -172,7 +175,11 @@ def render(d: dict[str, Any]) -> str:
     help="Attention kernel: sdpa (flash / memory-efficient) or eager (keeps the "
     "attention matrix). Default: the model's.",
 )
-@click.option("--lora-dropout", type=float, help="Default 0.05 for LLMs, 0 for image models.")
+@click.option(
+    "--lora-dropout",
+    type=Float(0, 1, high_open=True),
+    help="Default 0.05 for LLMs, 0 for image models.",
+)
 @click.option(
     "--base-quant",
     type=click.Choice(["none", "int8", "fp8", "nf4"]),
@@ -194,7 +201,7 @@ def render(d: dict[str, Any]) -> str:
 @click.option(
     "--cuda-context",
     "cuda_context",
-    type=float,
+    type=Float(0, 64),
     default=1.0,
     show_default=True,
     help="GiB the CUDA context takes outside PyTorch's allocator.",
@@ -209,7 +216,9 @@ def render(d: dict[str, Any]) -> str:
     "available now.",
 )
 @click.option("--gpu", help="A GPU from grimoire/studio.md or the GPU table (e.g. 'RTX 4090').")
-@click.option("--vram", type=float, help="Available memory in GB; overrides --gpu's.")
+@click.option(
+    "--vram", type=Positive(65536), help="Available memory in GB; overrides --gpu's."
+)
 @click.option(
     "--trace",
     is_flag=True,

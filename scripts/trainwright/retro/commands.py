@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Int
 from trainwright.output import emit, json_option
 from trainwright.retro import registry as regmod
 from trainwright.retro.domains import domain_names, focus
@@ -273,7 +274,7 @@ def summarize_cmd(
     "--max-entries",
     default=8,
     show_default=True,
-    type=click.IntRange(0, 100),
+    type=Int(0, 100),
     help="At most this many troubleshooting entries.",
 )
 @click.option("--no-skill", is_flag=True, help="Propose troubleshooting entries only.")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Int
 from trainwright.output import emit, json_option, wants_json
 from trainwright.workflow import matrix, tickets
 from trainwright.workflow.stages import skills
@@ -18,8 +19,16 @@ from trainwright.workflow.workflow_state import GATE_STATUSES, WorkflowState
 
 
 def _home(ctx: click.Context) -> Path:
+    """The project. This command's own changes to ticket NAME are told to the edit lock's open
+    before/after checks (guard.own_writes), so an agent's `trainwright ticket` is not undone."""
+    from trainwright.workflow import guard
+
     project = (ctx.obj or {}).get("ticket_project")
-    return tickets.project_home(Path(project) if project else None)
+    home = tickets.project_home(Path(project) if project else None)
+    name = ctx.params.get("name")
+    if isinstance(name, str):
+        ctx.with_resource(guard.own_writes(home, [name]))
+    return home
 
 
 @click.group("ticket")
@@ -208,7 +217,9 @@ def status_cmd(ctx: click.Context, name: str | None, as_json: bool) -> int:
 @ticket_group.command("gate")
 @click.argument("name")
 @click.argument("status", metavar="STATUS")
-@click.option("--stage", type=int, help="The stage whose gate to set (must be the current one).")
+@click.option(
+    "--stage", type=Int(0, 8), help="The stage whose gate to set (must be the current one)."
+)
 @click.option(
     "--evidence",
     help="Why: what was checked, where the proof is (needed for Pass, Fail and Blocked).",
@@ -237,7 +248,7 @@ def gate_cmd(
 
 @ticket_group.command("advance")
 @click.argument("name")
-@click.option("--to", "to", type=int, required=True, help="The next stage (current + 1).")
+@click.option("--to", "to", type=Int(0, 8), required=True, help="The next stage (current + 1).")
 @json_option
 @click.pass_context
 def advance_cmd(ctx: click.Context, name: str, to: int, as_json: bool) -> int:
@@ -250,7 +261,11 @@ def advance_cmd(ctx: click.Context, name: str, to: int, as_json: bool) -> int:
 @ticket_group.command("reenter")
 @click.argument("name")
 @click.option(
-    "--from", "frm", type=int, required=True, help="The current stage, where the problem showed."
+    "--from",
+    "frm",
+    type=Int(0, 8),
+    required=True,
+    help="The current stage, where the problem showed.",
 )
 @click.option(
     "--class",
