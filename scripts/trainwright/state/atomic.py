@@ -16,8 +16,14 @@ LOCK_NAME = ".trainwright.lock"
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync it, rename over `path`, fsync the folder."""
+    """Write to a temp file in the same folder, fsync it, rename over `path`, fsync the folder.
+
+    A symlink is written through: the new bytes replace the link's target (atomically, in the
+    target's folder) and the link stays a link.
+    """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

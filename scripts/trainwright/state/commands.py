@@ -8,10 +8,11 @@ from typing import Any
 import click
 
 from trainwright.errors import TrainwrightError
+from trainwright.numeric import Int
 from trainwright.output import emit, json_option
 from trainwright.state.content_hash import content_hash
 from trainwright.state.document import read_document
-from trainwright.state.grimoire import ALL_KINDS, Grimoire, kind_of, update_file
+from trainwright.state.grimoire import ALL_KINDS, BASE_KINDS, Grimoire, kind_of, update_file
 from trainwright.state.schema import validate_document
 
 
@@ -111,6 +112,9 @@ def set_cmd(
 ) -> None:
     """Set fields in a state file, keeping every other line as it is.
 
+    Only the fields and sections the kind's schema knows can be set, and dates must be dates
+    (YYYY-MM-DD); anything else is refused and the file is left as it was.
+
     Example: trainwright grimoire set dataset-report --project mystyle
     --section "Gate 1 Decision" Decision=GO "Reason=all checks passed"
     """
@@ -122,7 +126,7 @@ def set_cmd(
         if not sep or not key.strip():
             raise TrainwrightError(f"{item!r} is not KEY=VALUE")
         fields[key.strip()] = value
-    data = update_file(path, kind, {section: fields})
+    data = update_file(path, kind, {section: fields}, known_only=True)
     out = {"path": str(path), "kind": kind, "set": fields, **data}
     emit(out, as_json, lambda d: f"{d['path']}: set " + ", ".join(d["set"]))
 
@@ -132,11 +136,28 @@ def set_cmd(
 @json_option
 @click.pass_context
 def validate_cmd(ctx: click.Context, project: str | None, as_json: bool) -> int:
-    """Check every state file against its schema. Exit 1 if any is invalid."""
+    """Check every state file against its schema. Exit 1 if any is invalid or missing.
+
+    A missing file is a problem too: the commands that read it would fail.
+    `trainwright grimoire new NAME` adds the missing ones and keeps the rest.
+    """
     g = grimoire_from(ctx)
+    if project is not None and not g.project_dir(project).is_dir():
+        raise TrainwrightError(
+            f"no training project '{project}' in {g.root}; start it with "
+            f"'trainwright grimoire new {project}'"
+        )
     results = g.validate_all(project)
     bad = [r for r in results if r["ok"] is False]
-    out = {"grimoire": str(g.root), "ok": not bad, "files": results}
+    missing = [r for r in results if r["ok"] is None]
+    out = {
+        "grimoire": str(g.root),
+        "ok": not bad and not missing,
+        "invalid": len(bad),
+        "missing": len(missing),
+        "files": results,
+        "fixes": _missing_fixes(g, missing),
+    }
 
     def human(d: dict[str, Any]) -> str:
         lines = []
@@ -145,11 +166,29 @@ def validate_cmd(ctx: click.Context, project: str | None, as_json: bool) -> int:
             lines.append(
                 f"{state} {r['path']}" + (f"\n        {r['error']}" if r["ok"] is False else "")
             )
-        lines.append("all state files are valid" if d["ok"] else f"{len(bad)} invalid file(s)")
+        if d["ok"]:
+            lines.append("all state files are valid")
+        else:
+            lines.append(f"{d['invalid']} invalid file(s), {d['missing']} missing file(s)")
+        lines += [f"fix: {f}" for f in d["fixes"]]
+        if d["fixes"]:
+            lines.append("     (it adds the missing files and keeps every file that is there)")
         return "\n".join(lines)
 
     emit(out, as_json, human)
-    return 1 if bad else 0
+    return 0 if out["ok"] else 1
+
+
+def _missing_fixes(g: Grimoire, missing: list[dict[str, Any]]) -> list[str]:
+    """The command that adds the missing files back (`grimoire new` keeps existing ones)."""
+    if not missing:
+        return []
+    names = sorted({Path(r["path"]).parent.name for r in missing if r["kind"] not in BASE_KINDS})
+    if not names and any(r["kind"] in BASE_KINDS for r in missing):
+        names = g.projects()[:1]
+    if not names:
+        return ["trainwright init"]
+    return [f"trainwright grimoire new {n}" for n in names]
 
 
 @click.command("hash")
@@ -158,7 +197,13 @@ def validate_cmd(ctx: click.Context, project: str | None, as_json: bool) -> int:
 def hash_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Content hash of files and folders (what a gate decision is bound to)."""
     h = content_hash(*paths)
-    emit(h.as_dict(), as_json, lambda d: f"{d['digest']}  ({d['files']} files, {d['bytes']} bytes)")
+
+    def human(d: dict[str, object]) -> str:
+        lines = [f"{d['digest']}  ({d['files']} files, {d['bytes']} bytes)"]
+        lines += [f"note: skipped {s}: not a regular file, never read" for s in h.skipped]
+        return "\n".join(lines)
+
+    emit(h.as_dict(), as_json, human)
 
 
 @click.group("gate")
@@ -168,7 +213,7 @@ def gate_group() -> None:
 
 @gate_group.command("check")
 @click.argument("project")
-@click.option("--gate", "number", type=int, required=True, help="Gate number, 1 to 4.")
+@click.option("--gate", "number", type=Int(1, 4), required=True, help="Gate number, 1 to 4.")
 @json_option
 @click.pass_context
 def gate_check_cmd(ctx: click.Context, project: str, number: int, as_json: bool) -> int:

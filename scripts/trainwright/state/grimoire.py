@@ -12,7 +12,7 @@ from trainwright.errors import StateFileError, TrainwrightError
 from trainwright.state.atomic import atomic_write_text, locked
 from trainwright.state.document import Document, parse_document, read_document, set_fields
 from trainwright.state.names import check_name
-from trainwright.state.schema import validate_document
+from trainwright.state.schema import check_assignments, validate_document
 
 BASE_KINDS = ("eye", "studio")
 PROJECT_KINDS = (
@@ -45,11 +45,20 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def update_file(path: Path, kind: str, updates: dict[str, dict[str, object]]) -> dict[str, Any]:
-    """Set fields in a state file. The file must be valid before and after; else it is untouched."""
+def update_file(
+    path: Path, kind: str, updates: dict[str, dict[str, object]], known_only: bool = False
+) -> dict[str, Any]:
+    """Set fields in a state file. The file must be valid before and after; else it is untouched.
+
+    known_only: refuse sections and fields the schema does not know, and non-dates in date
+    fields (for what a person sets by hand through `grimoire set`).
+    """
     with locked(path.parent):
         doc = read_document(path)
         validate_document(doc, kind)
+        if known_only:
+            for section, fields in updates.items():
+                check_assignments(kind, section, fields)
         new = set_fields(doc, updates)
         data = validate_document(new, kind)
         atomic_write_text(path, new.text())

@@ -9,8 +9,11 @@ null. Errors point at the line of the offending field.
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
 import json
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -48,8 +51,6 @@ def _field_schema(section_schema: dict[str, Any], key: str) -> dict[str, Any] | 
     props = section_schema.get("properties", {})
     if key in props:
         return props[key]
-    import re
-
     for pattern, sub in section_schema.get("patternProperties", {}).items():
         if re.search(pattern, key):
             return sub
@@ -111,6 +112,8 @@ def coerce(raw: str, field_schema: dict[str, Any] | None) -> Any:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ValueError(f"cannot be read ({_yaml_problem(exc)})") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"is {raw!r}, not a finite number")
     if "boolean" in types and isinstance(value, bool):
         return value
     if "integer" in types and isinstance(value, int) and not isinstance(value, bool):
@@ -198,6 +201,61 @@ def _human(err: jsonschema.ValidationError) -> str:
     if err.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return f"is {err.instance!r}, out of range ({err.validator} {err.validator_value})"
     return err.message
+
+
+def _pattern_label(pattern: str) -> str:
+    """'^GPU: ' -> 'GPU: NAME', as a person would type the heading."""
+    text = pattern.removeprefix("^").removesuffix("$").replace(".+", "NAME")
+    text = text.replace("\\d+", "N").replace("[0-8]", "N")
+    return text + "NAME" if text.endswith(": ") else text
+
+
+def known_sections(kind: str) -> list[str]:
+    """The headings a kind's fields may sit under ('' is the part under the title)."""
+    sections = load_schema(kind).get("properties", {}).get("sections", {})
+    return list(sections.get("properties", {})) + [
+        _pattern_label(p) for p in sections.get("patternProperties", {})
+    ]
+
+
+def _section_label(title: str) -> str:
+    return "the top (no --section)" if title == "" else repr(title)
+
+
+def _check_format(key: str, value: object, fmt: str | None) -> None:
+    if fmt not in ("date", "date-time") or value is None or str(value).strip() == "":
+        return
+    text = str(value).strip()
+    try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9:.+\-Z]+)?", text, re.ASCII):
+            raise ValueError
+        if fmt == "date" and len(text) != 10:
+            raise ValueError
+        _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        want = "a date YYYY-MM-DD" if fmt == "date" else "a date or time, YYYY-MM-DD[THH:MM:SS]"
+        raise TrainwrightError(f"{key}={text!r} is not {want}") from None
+
+
+def check_assignments(kind: str, section: str, fields: dict[str, object]) -> None:
+    """Refuse fields the schema does not know for `section`, and dates that are not dates.
+
+    Only what a command sets is checked this way: a person's own lines in the file stay theirs.
+    """
+    schema = load_schema(kind)
+    sections = schema.get("properties", {}).get("sections", {})
+    sec_schema = _field_schema(sections, section)
+    if sec_schema is None:
+        names = ", ".join(_section_label(t) for t in known_sections(kind))
+        raise TrainwrightError(f"{kind}.md has no section {section!r}; its sections: {names}")
+    known = list(sec_schema.get("properties", {}))
+    for key, value in fields.items():
+        field_schema = _field_schema(sec_schema, key)
+        if field_schema is None:
+            where = _section_label(section)
+            hint = f"; known fields: {', '.join(known)}" if known else "; it takes no fields"
+            raise TrainwrightError(f"{kind}.md has no field {key!r} under {where}{hint}")
+        _check_format(key, value, field_schema.get("format"))
 
 
 def validate_file(path: Path | str, kind: str) -> dict[str, Any]:
