@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from harness import Result, cli
 
 PY = os.environ.get("PYTHON", "python3")
@@ -156,3 +157,23 @@ def args_abs(project: Path, *parts: str) -> str:
 
 def seq(*items: str) -> Sequence[str]:
     return list(items)
+
+
+def params(cases, slow: Sequence[str] = (), xfail: dict[str, str] | None = None) -> list:
+    """The pytest parameters of a table: slow cases marked slow, known failures marked xfail
+    (strict, with the reason and whose part fixes them)."""
+    from harness import ids
+
+    xfail = xfail or {}
+    ids(cases)
+    unknown = (set(slow) | set(xfail)) - {c.id for c in cases}
+    assert not unknown, f"marks for no case: {unknown}"
+    out = []
+    for c in cases:
+        marks = []
+        if c.id in slow:
+            marks.append(pytest.mark.slow)
+        if c.id in xfail:
+            marks.append(pytest.mark.xfail(strict=True, reason=xfail[c.id]))
+        out.append(pytest.param(c, marks=marks, id=c.id))
+    return out

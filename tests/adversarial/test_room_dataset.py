@@ -7,8 +7,8 @@ import struct
 import zlib
 
 import pytest
-from harness import Case, ids, run_case
-from room_kit import absent, dataset, json_out, png, said, training_project, write
+from harness import Case, run_case
+from room_kit import absent, dataset, json_out, params, png, said, training_project, write
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -430,6 +430,6 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+@pytest.mark.parametrize("case", params(CASES))
 def test_case(case: Case, tmp_path) -> None:
     run_case(case, tmp_path)

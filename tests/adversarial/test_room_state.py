@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from harness import Case, Result, cli, ids, run_case
-from room_kit import absent, ok, project_dir, said, write
+from harness import Case, Result, cli, run_case
+from room_kit import absent, ok, params, project_dir, said, write
 
 INTENT = "grimoire/training/t1/intent.md"
 
@@ -348,6 +348,6 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+@pytest.mark.parametrize("case", params(CASES))
 def test_case(case: Case, tmp_path) -> None:
     run_case(case, tmp_path)

@@ -59,8 +59,21 @@ def parse_query_csv(text: str) -> list[GPU]:
         if len(parts) != 5:
             raise ValueError(f"unexpected nvidia-smi line: {line!r}")
         name, total, used, driver, cc = parts
-        gpus.append(GPU(len(gpus), name, int(float(total)), int(float(used)), driver, cc))
+        gpus.append(GPU(len(gpus), name, _mib(total, line), _mib(used, line), driver, cc))
+        if not 0 <= gpus[-1].memory_used_mib <= gpus[-1].memory_total_mib > 0:
+            raise ValueError(f"nvidia-smi reports memory that cannot be: {line!r}")
     return gpus
+
+
+def _mib(field: str, line: str) -> int:
+    """A memory figure in MiB: a finite number, not negative, not beyond any GPU made."""
+    try:
+        value = float(field)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1 << 30:
+        raise ValueError(f"nvidia-smi printed {field!r} where a memory size belongs: {line!r}")
+    return int(value)
 
 
 def probe_gpus(timeout: float = 15.0) -> GPUProbe:
