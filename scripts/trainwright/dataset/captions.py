@@ -19,6 +19,7 @@ from trainwright.dataset.data import model_family, sizes
 from trainwright.dataset.images import display, walk
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_bytes
+from trainwright.state.safe_paths import new_backup_dir
 
 # CLIP reads 75 tokens per window (kohya can stretch to 225 with --max_token_length); T5 (Flux,
 # SD3) reads 512. A word is about 1.3 CLIP tokens, each comma or full stop one more.
@@ -32,6 +33,21 @@ BACKUP_DIR = ".trainwright-caption-backup"
 
 def caption_path(image: Path, ext: str) -> Path:
     return image.with_suffix(ext)
+
+
+_EXT = re.compile(r"\.[A-Za-z0-9_-]{1,16}")
+
+
+def normal_ext(ext: str) -> str:
+    """'.txt' or 'txt' -> '.txt'; anything that is not one plain extension is refused (a path
+    such as '../../x' would put captions outside the dataset)."""
+    dotted = ext if ext.startswith(".") else "." + ext
+    if not _EXT.fullmatch(dotted):
+        raise TrainwrightError(
+            f"--ext {ext!r} is not a caption extension: give one such as .txt or .caption "
+            "(letters and digits after the dot, no folders)"
+        )
+    return dotted
 
 
 def estimate_tokens(text: str) -> int:
@@ -128,7 +144,7 @@ def _terms(texts: list[str], trigger: str | None) -> list[tuple[str, float]]:
 def check(
     folder: Path, ext: str = ".txt", trigger: str | None = None, model: str | None = None
 ) -> CaptionReport:
-    ext = ext if ext.startswith(".") else "." + ext
+    ext = normal_ext(ext)
     entries = list(walk(folder, caption_exts=(ext, ".txt", ".caption")))
     images = [e for e in entries if e.kind == "image"]
     caps = {e.path for e in entries if e.kind == "caption" and e.path.suffix == ext}
@@ -232,8 +248,14 @@ def plain_summary(rep: CaptionReport, trigger: str | None = None) -> list[str]:
     return lines
 
 
-def _backup(folder: Path, stamp: str, cap: Path, data: bytes) -> None:
-    dest = folder / BACKUP_DIR / stamp / cap.relative_to(folder)
+def _backup(backups: dict[str, Path], folder: Path, stamp: str, cap: Path, data: bytes) -> None:
+    """Copy a caption into this apply's own backup folder (made once, never one used before);
+    a caption already backed up in it keeps its first, older copy."""
+    if "dir" not in backups:
+        backups["dir"] = new_backup_dir(folder / BACKUP_DIR, stamp)
+    dest = backups["dir"] / cap.relative_to(folder)
+    if dest.exists():
+        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dest, data)
 
@@ -267,7 +289,7 @@ def apply(
     and edited captions are first copied to DIR/.trainwright-caption-backup/<time>/.
     Running it twice changes nothing the second time.
     """
-    ext = ext if ext.startswith(".") else "." + ext
+    ext = normal_ext(ext)
     if trigger is not None and (not trigger.strip() or re.search(r"\s|,", trigger)):
         raise TrainwrightError(f"trigger word {trigger!r} must be one word without commas")
     images = [e for e in walk(folder) if e.kind == "image"]
@@ -284,10 +306,22 @@ def apply(
         )
     planned: dict[Path, str] = {by_key[k]: v for k, v in drafts.items()}
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    backups: dict[str, Path] = {}
     out: dict[str, list[str]] = {"written": [], "trigger_added": [], "kept": [], "unchanged": []}
+    sharing: dict[Path, list[Path]] = {}
+    for e in images:
+        sharing.setdefault(caption_path(e.path, ext), []).append(e.path)
     for e in images:
         cp = caption_path(e.path, ext)
         rel = display(cp.relative_to(folder).as_posix())
+        shared = sharing[cp]
+        if len(shared) > 1 and any(p in planned for p in shared):
+            if e.path == shared[0]:
+                names = " and ".join(p.name for p in shared)
+                out["kept"].append(
+                    f"{rel} (shared by {names}: rename one so each image has its own caption)"
+                )
+            continue
         old: bytes | None = cp.read_bytes() if cp.exists() else None
         old_text = old.decode("utf-8-sig") if old is not None and _utf8(old) else None
         if old is not None and old_text is None and (e.path in planned or trigger):
@@ -313,7 +347,7 @@ def apply(
             continue
         if not dry_run:
             if old is not None:
-                _backup(folder, stamp, cp, old)
+                _backup(backups, folder, stamp, cp, old)
             atomic_write_bytes(cp, new.encode("utf-8"))
         out["written"].append(rel)
     return {"folder": str(folder), "ext": ext, "dry_run": dry_run, **out}
