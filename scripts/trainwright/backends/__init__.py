@@ -16,7 +16,8 @@ trainer):
 
 Backends that `trainwright config` can write from a TrainingPlan also define
 `render(plan) -> {file: text}`, `OPTIMIZER_KEY` (their column in optimizers.yaml), `KINDS`
-(image / llm) and `check_keys(files) -> [problems]` against the names kept as data.
+(image / llm), optionally `FAMILIES` (the catalog families it can train; others are refused)
+and `check_keys(files) -> [problems]` against the names kept as data.
 Adding a trainer is adding one module here; nothing else lists them.
 """
 

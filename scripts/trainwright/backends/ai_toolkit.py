@@ -30,6 +30,7 @@ LOG_FORMAT = None  # tqdm lines; see parse_line
 HAS_ACCUMULATION = True
 CAN_RESUME = True
 KINDS = ("image",)
+FAMILIES = ("sd15", "sdxl", "sd3", "flux")
 OPTIMIZER_KEY = "ai-toolkit"
 ENV_DIR = "TRAINWRIGHT_AI_TOOLKIT_DIR"
 STEP_LINE = re.compile(
@@ -180,7 +181,8 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def toolkit_dir() -> Path:
-    return Path(os.environ.get(ENV_DIR, "ai-toolkit"))
+    """Absolute: the trainer runs in the project folder, not where the person typed the path."""
+    return Path(os.path.abspath(os.path.expanduser(os.environ.get(ENV_DIR) or "ai-toolkit")))
 
 
 def command(

@@ -119,6 +119,12 @@ def build_plan(
     if kind not in backend.KINDS:
         what = "image" if kind == "image" else "language"
         raise TrainwrightError(f"{backend.NAME} does not train {what} models like {model.name}")
+    families = getattr(backend, "FAMILIES", None)
+    if families is not None and model.family not in families:
+        raise TrainwrightError(
+            f"{backend.NAME} cannot train {model.name} (model {model.id}); it trains "
+            f"{', '.join(families)} models: choose another --backend or --model"
+        )
     presets = data("presets")["presets"]
     if preset not in presets:
         raise TrainwrightError(f"unknown preset {preset!r}; one of: {', '.join(presets)}")

@@ -206,6 +206,7 @@ def write_project_config(grimoire: Any, project: str, **params: Any) -> Path:
 
 # --- for `trainwright config` (a TrainingPlan from backends/common.py) ----------------------
 KINDS = ("image",)
+FAMILIES = ("tiny",)  # it trains its own bundled model and no other
 OPTIMIZER_KEY = "tiny"  # the tiny trainer has AdamW only
 
 
