@@ -180,9 +180,8 @@ def eval_grid_cmd(
         if any(c.label == label for c in ckpts):
             label = f"{path.resolve().parent.name}-{label}"
         ckpts.append(grid_run.Checkpoint(label, inspect_lora(path)))
-    tiny = base.strip().lower().startswith("tiny") or any(
-        c.lora.metadata.get("trainwright_backend") == "tiny" for c in ckpts
-    )
+    from_flag = ctx.get_parameter_source("comfyui_url") == click.core.ParameterSource.COMMANDLINE
+    tiny = _tiny_generator(base, ckpts, comfyui_flag=comfyui_url if from_flag else None)
     url = comfyui.check_url(comfyui_url or DEFAULT_COMFYUI)
     family, defaults = prompt_mod.sampling_for(prompt_mod.family_of(base, model_family(g, base)))
     sampling = Sampling(
@@ -225,6 +224,39 @@ def eval_grid_cmd(
     data["exit_code"] = 0 if ok else 1
     emit(data, as_json, _render_eval)
     return data["exit_code"]
+
+
+def _tiny_generator(base: str, ckpts: list[Any], comfyui_flag: str | None) -> bool:
+    """Whether the grid is made in-process by the tiny backend; a contradiction is refused.
+
+    A LoRA the tiny backend trained fits only its bundled model, which ComfyUI does not have;
+    a LoRA from another trainer cannot be applied to the tiny model.
+    """
+    base_tiny = base.strip().lower().startswith("tiny")
+    trained_by = {c.label: c.lora.metadata.get("trainwright_backend") for c in ckpts}
+    tiny_loras = sorted(k for k, v in trained_by.items() if v == "tiny")
+    other_loras = sorted(k for k, v in trained_by.items() if v and v != "tiny")
+    if tiny_loras and other_loras:
+        raise TrainwrightError(
+            f"{', '.join(tiny_loras)} came from the tiny backend and {', '.join(other_loras)} "
+            "from another trainer: one grid compares checkpoints of one base model"
+        )
+    if tiny_loras and not base_tiny:
+        raise TrainwrightError(
+            f"{tiny_loras[0]} was trained by the tiny backend on its bundled model, not on "
+            f"{base!r}: give --model tiny (or leave --model out when intent.md says tiny)"
+        )
+    if base_tiny and other_loras:
+        raise TrainwrightError(
+            f"{other_loras[0]} was trained by {trained_by[other_loras[0]]}, not on the tiny "
+            "model: give --model with the base model it was trained on"
+        )
+    if base_tiny and comfyui_flag is not None:
+        raise TrainwrightError(
+            f"the tiny model's grid is made in-process; ComfyUI ({comfyui_flag}) does not have "
+            "the bundled tiny model: leave out --comfyui"
+        )
+    return base_tiny or bool(tiny_loras)
 
 
 def _tiny_maker(steps: int) -> Any:
