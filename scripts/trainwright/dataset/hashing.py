@@ -7,7 +7,6 @@ row-major (first bit most significant), so `a ^ b` popcount equals imagehash's `
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from trainwright.dataset.images import open_image, to_rgb
+from trainwright.state.content_hash import file_sha256
 
 METHODS = ("phash", "dhash", "whash", "ahash", "colorhash")
 WORK_SIZE = 256  # the decoded copy every hash is computed from (short side, at least)
@@ -41,11 +41,8 @@ def to_int(h: imagehash.ImageHash) -> int:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex SHA-256 of a regular file; never opens a FIFO, socket or device (OSError)."""
+    return file_sha256(path)[0]
 
 
 def _uniform_run(lines: np.ndarray, tolerance: int) -> int:
@@ -87,6 +84,38 @@ def _crop(im: Image.Image, box: tuple[float, float, float, float]) -> Image.Imag
     return im.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
 
 
+LOSSLESS_FORMATS = {"PNG", "BMP", "PPM", "TIFF", "TGA", "QOI"}
+# libjpeg's base luminance table (ITU T.81 K.1), which quality 50 uses as it is.
+_JPEG_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+
+
+def compression(im: Image.Image, path: Path) -> tuple[bool, float | None]:
+    """(lossless, estimated quality) of an opened image file."""
+    fmt = im.format or ""
+    if fmt == "TIFF":
+        return str(im.info.get("compression", "")).lower() not in ("jpeg", "tiff_jpeg"), None
+    if fmt in LOSSLESS_FORMATS:
+        return True, None
+    if fmt == "WEBP":
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+        return head[12:16] == b"VP8L", None
+    if fmt == "JPEG":
+        table = (getattr(im, "quantization", None) or {}).get(0)
+        if table and len(table) == 64:
+            # libjpeg scales the base table by S = 5000/q (q < 50) or 200 - 2q; invert it
+            # (tables are stored in zigzag order, so compare the sums, not entry by entry).
+            scale = 100.0 * sum(table) / sum(_JPEG_LUMA)
+            q = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2
+            return False, round(max(1.0, min(100.0, q)), 1)
+    return False, None
+
+
 @dataclass
 class ImageHashes:
     path: str
@@ -95,6 +124,8 @@ class ImageHashes:
     height: int
     file_size: int
     content: float = 1.0  # share of the picture left after trimming a uniform border
+    lossless: bool = False  # PNG, BMP, TIFF, lossless WebP: every pixel as it was saved
+    quality: float | None = None  # lossy: estimated quality 1-100 (JPEG, from its tables)
     hashes: dict[str, int] = field(default_factory=dict)
     variants: list[int] = field(default_factory=list)  # combined: whole, then CROPS
     thumb: np.ndarray | None = None  # combined: THUMB x THUMB uint8 luminance, border trimmed
@@ -108,6 +139,7 @@ def hash_one(path: Path, methods: tuple[str, ...], combined: bool) -> ImageHashe
         with Image.open(path) as probe:
             w, h = probe.size
             orient = probe.getexif().get(0x0112, 1) if hasattr(probe, "getexif") else 1
+            lossless, quality = compression(probe, path)
         if orient in (5, 6, 7, 8):
             w, h = h, w
         im = to_rgb(open_image(path, draft=WORK_SIZE))
@@ -115,7 +147,7 @@ def hash_one(path: Path, methods: tuple[str, ...], combined: bool) -> ImageHashe
             im.thumbnail((WORK_SIZE * 2, WORK_SIZE * 2), Image.Resampling.BILINEAR)
     except Exception as exc:  # any undecodable file: reported, never fatal
         return ImageHashes(str(path), "", 0, 0, 0, error=f"{type(exc).__name__}: {exc}")
-    out = ImageHashes(str(path), digest, w, h, size)
+    out = ImageHashes(str(path), digest, w, h, size, lossless=lossless, quality=quality)
     for m in methods:
         out.hashes[m] = to_int(_hash_fn(m)(im))
     core = trim_border(im)

@@ -18,6 +18,7 @@ import datetime as _dt
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,11 +88,40 @@ class RunFiles:
         self.write_state(data)
         return data
 
+    def _open_lock(self, flags: int) -> int:
+        """run.lock opened for flock; a clear error when it is a folder, a link or anything but
+        the plain file the supervisor makes (a link could point at a file of the person's,
+        which hold() would then truncate)."""
+        try:
+            fd = os.open(self.lock, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except PermissionError:
+            raise TrainwrightError(f"{self.lock}: permission denied; nothing was started") from None
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not self.lock.is_symlink():
+                raise
+            raise TrainwrightError(self._not_a_lock()) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise TrainwrightError(self._not_a_lock())
+        return fd
+
+    def _not_a_lock(self) -> str:
+        lock = self.lock
+        what = "a link" if lock.is_symlink() else "a folder" if lock.is_dir() else "not a file"
+        return (
+            f"{lock} is {what}, not the run's lock file, so whether a run is live cannot be "
+            "told (nothing was started). Move it aside (trainwright never removes it for you), "
+            "then run the command again"
+        )
+
     def is_live(self) -> bool:
         """True while a supervisor holds run.lock."""
-        if not self.lock.exists():
+        if not self.lock.exists() and not self.lock.is_symlink():
             return False
-        fd = os.open(self.lock, os.O_RDWR)
+        try:
+            fd = self._open_lock(os.O_RDWR)
+        except FileNotFoundError:
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -106,7 +136,7 @@ class RunFiles:
     def hold(self) -> Iterator[bool]:
         """Take run.lock for the life of the block; yields False when another process has it."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open_lock(os.O_RDWR | os.O_CREAT)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
