@@ -173,9 +173,10 @@ def test_users_own_settings_get_the_lock_hooks_merged_in(tmp_path: Path) -> None
     merged = json.loads(settings.read_text())
     pack_hooks = json.loads((pack.pack_root() / ".claude/settings.json").read_text())["hooks"]
     assert merged["permissions"] == mine["permissions"]
-    assert merged["hooks"]["PostToolUse"] == mine["hooks"]["PostToolUse"]
-    for group in pack_hooks["PreToolUse"]:
-        assert group in merged["hooks"]["PreToolUse"]
+    assert mine["hooks"]["PostToolUse"][0] in merged["hooks"]["PostToolUse"]
+    for event in ("PreToolUse", "PostToolUse"):
+        for group in pack_hooks[event]:
+            assert group in merged["hooks"][event]
     backup = Path(report["backup_dir"]) / ".claude" / "settings.json"
     assert json.loads(backup.read_text()) == mine
     # A second init finds the hooks already there and changes nothing.

@@ -1,12 +1,14 @@
 #!/bin/sh
-# trainwright source-edit lock: the PreToolUse hook for Claude Code (.claude/settings.json) and
-# Codex (.codex/hooks.json). Usage: edit-lock.sh claude|codex, the tool call as JSON on stdin.
+# trainwright source-edit lock: the PreToolUse and PostToolUse hook for Claude Code
+# (.claude/settings.json) and Codex (.codex/hooks.json). Usage: edit-lock.sh claude|codex, the
+# tool call as JSON on stdin.
 #
-# It finds the project (the nearest folder with tickets/ or .git at or above CLAUDE_PROJECT_DIR,
-# else at or above the current folder) and runs `trainwright ticket hook`, which exits 0 (allow)
-# or 2 (block, reason on stderr). It fails closed: while a ticket is active, a missing or crashing
-# trainwright blocks the write (exit 2) instead of letting it through. trainwright is looked up
-# as $TRAINWRIGHT_BIN, then on PATH, then in the project's .venv/ or venv/.
+# It finds the project (the outermost folder with tickets at or above CLAUDE_PROJECT_DIR, else
+# the current folder; else the nearest one with tickets/ or .git) and runs `trainwright ticket
+# hook`, which exits 0 (allow) or 2 (block, reason on stderr). It fails closed: while a ticket is
+# active, a missing or crashing trainwright blocks the write (exit 2) instead of letting it
+# through. trainwright is looked up as $TRAINWRIGHT_BIN, then on PATH, then in the project's
+# .venv/ or venv/.
 agent=${1:-claude}
 
 start=${CLAUDE_PROJECT_DIR:-$(pwd)}
@@ -14,6 +16,13 @@ root=$start
 d=$start
 while [ "$d" != "/" ] && [ -n "$d" ]; do
   if [ -d "$d/tickets" ] || [ -e "$d/.git" ]; then root=$d; break; fi
+  d=$(dirname "$d")
+done
+# A repository nested inside a project does not hide the project's tickets: the outermost
+# folder above with tickets/in-progress or tickets/done wins.
+d=$start
+while [ "$d" != "/" ] && [ -n "$d" ]; do
+  if [ -d "$d/tickets/in-progress" ] || [ -d "$d/tickets/done" ]; then root=$d; fi
   d=$(dirname "$d")
 done
 
@@ -27,6 +36,11 @@ fi
 active=no
 for f in "$home"/tickets/in-progress/*; do
   [ -d "$f" ] && { active=yes; break; }
+done
+# An open before/after check (a shell call in flight) must be closed even if the call removed
+# the tickets.
+for f in "$home"/.trainwright/edit-lock/open/*.json; do
+  [ -f "$f" ] && { active=yes; break; }
 done
 # No active ticket: the lock is off, and the hook costs one directory listing.
 [ "$active" = no ] && [ "$home" = "$root" ] && exit 0

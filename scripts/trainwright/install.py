@@ -23,10 +23,13 @@ from pathlib import Path
 from trainwright import __version__, pack
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_bytes, atomic_write_text, locked
+from trainwright.state.safe_paths import new_backup_dir
+from trainwright.workflow.guard import own_writes
 
 MANIFEST = Path(".trainwright") / "pack.json"
 MERGED_HOOK_FILES = (".claude/settings.json", ".codex/hooks.json")
 AGENT_SKILLS = Path(".agents") / "skills"
+LOCK_HOOK = ".claude/hooks/edit-lock.sh"
 
 
 @dataclass
@@ -82,7 +85,12 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
     report = InitReport(target)
     if not dry_run:
         target.mkdir(parents=True, exist_ok=True)
-    with locked(target / ".trainwright") if not dry_run else contextlib.nullcontext():
+    with (
+        locked(target / ".trainwright") if not dry_run else contextlib.nullcontext(),
+        own_writes(target.resolve(), None, settings=True)
+        if not dry_run
+        else contextlib.nullcontext(),
+    ):
         manifest = _read_manifest(target)
         new_manifest = dict(manifest)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -108,7 +116,7 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
                         report.unchanged.append(rel)
                     else:
                         report.merged.append(rel)
-                        report.backup_dir = target / ".trainwright" / "backup" / stamp
+                        report.backup_dir = _backup_dir(report, target, stamp, dry_run)
                         if not dry_run:
                             _backup(dst, report.backup_dir / rel)
                             atomic_write_bytes(dst, merged)
@@ -117,7 +125,7 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
                     continue
                 elif force:
                     report.overwritten.append(rel)
-                    report.backup_dir = target / ".trainwright" / "backup" / stamp
+                    report.backup_dir = _backup_dir(report, target, stamp, dry_run)
                     if not dry_run:
                         _backup(dst, report.backup_dir / rel)
                 else:
@@ -139,6 +147,14 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
     return report
 
 
+def _backup_dir(report: InitReport, target: Path, stamp: str, dry_run: bool) -> Path:
+    """This install's own backup folder: made once, never one an earlier install used."""
+    if report.backup_dir is not None:
+        return report.backup_dir
+    parent = target / ".trainwright" / "backup"
+    return parent / stamp if dry_run else new_backup_dir(parent, stamp)
+
+
 def _backup(path: Path, backup: Path) -> None:
     backup.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(path, backup)
@@ -158,10 +174,21 @@ def merge_hooks(user: bytes, pack_file: bytes) -> bytes | None:
         present = hooks.setdefault(event, [])
         if not isinstance(present, list):
             return None
+        # An older pack version's lock entry (a changed matcher or timeout) is replaced, not
+        # doubled: the hook must run once per call.
+        present[:] = [g for g in present if g in groups or not _is_lock_group(g)]
         for group in groups:
             if group not in present:
                 present.append(group)
     return (json.dumps(mine, indent=2) + "\n").encode()
+
+
+def _is_lock_group(group: object) -> bool:
+    """A hook group the pack wrote: every command in it runs the edit-lock hook."""
+    inner = group.get("hooks") if isinstance(group, dict) else None
+    if not isinstance(inner, list) or not inner:
+        return False
+    return all(isinstance(h, dict) and LOCK_HOOK in str(h.get("command", "")) for h in inner)
 
 
 def link_agent_skills(target: Path, root: Path, dry_run: bool) -> list[str]:

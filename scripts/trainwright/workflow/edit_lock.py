@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainwright.errors import StateFileError
+from trainwright.workflow.fsprobe import case_insensitive, fold
 from trainwright.workflow.lock_rules import NON_SOURCE, OTHER, PROTECTED, SOURCE, Rules
 from trainwright.workflow.stages import IMPLEMENTATION, PLAN, stage
 from trainwright.workflow.tickets import Ticket, list_tickets
@@ -62,7 +63,62 @@ def governors(home: Path) -> list[Governor]:
 
 
 def _within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+    if path == folder or folder in path.parents:
+        return True
+    if not case_insensitive(folder):
+        return False
+    a, b = [fold(p, True) for p in path.parts], [fold(p, True) for p in folder.parts]
+    return a[: len(b)] == b
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return "/".join(path.parts[len(folder.parts) :])
+
+
+LOCK_STATE = (
+    "tickets",
+    "tickets/in-progress",
+    "tickets/done",
+    "tickets/edit-lock.yaml",
+    ".claude",
+    ".claude/hooks",
+    ".claude/settings.json",
+    ".claude/settings.local.json",
+    ".codex",
+    ".codex/hooks.json",
+    ".codex/config.toml",
+    ".trainwright",
+    ".trainwright/edit-lock",
+)
+EXPERIMENT_MARK = "runs_plan.md"
+
+
+def lock_state(home: Path) -> list[Path]:
+    """The existing paths that hold the lock: moving, deleting or chmod-ing one (or a folder
+    above it) would switch the lock off."""
+    found = [home / rel for rel in LOCK_STATE if (home / rel).exists()]
+    for ticket in list_tickets(home):
+        found += [ticket.folder, ticket.state_file]
+    return found
+
+
+def _holds_lock_state(path: Path, home: Path) -> str | None:
+    """The lock-state path that `path` is, or holds (as a folder above it)."""
+    for item in lock_state(home):
+        if _within(item, path):
+            return item.relative_to(home).as_posix()
+    return None
+
+
+def experiment_folder(path: Path, workspace: Path) -> Path | None:
+    """The experiment folder (one with runs_plan.md) holding `path`, if any: its runs plan,
+    run configs and job scripts are ticket artifacts, not source."""
+    for folder in path.parents:
+        if not _within(folder, workspace):
+            return None
+        if (folder / EXPERIMENT_MARK).is_file():
+            return folder
+    return None
 
 
 @dataclass
@@ -142,8 +198,32 @@ def _judge_one(path: Path, rules: Rules, home: Path, govs: list[Governor]) -> Ve
     names = [g.ticket.name for g in owners]
     if not owners:
         return Verdict(True, str(path), "outside", "outside the project and every ticket worktree")
-    rel = path.relative_to(workspace or home).as_posix()
-    kind, pattern = rules.classify(rel)
+    base = workspace or home
+    rel = _relative(path, base)
+    kind, pattern = rules.classify(rel, case_insensitive(base))
+    held = _holds_lock_state(path, home) if _within(path, home) else None
+    if held is not None and kind != PROTECTED:
+        return Verdict(
+            False,
+            str(path),
+            PROTECTED,
+            f"{rel or '.'} {'is' if held == rel else 'holds'} the edit lock's own state "
+            f"({held}): moving, deleting or "
+            "changing the permissions of it would switch the lock off, so agent tools may not "
+            "while a ticket is active. Ticket changes go through 'trainwright ticket "
+            "new|gate|advance|reenter|archive ...'; a person may do it by hand",
+            names,
+            owners,
+        )
+    if kind == SOURCE and experiment_folder(path, base) is not None:
+        folder = experiment_folder(path, base)
+        return Verdict(
+            True,
+            str(path),
+            NON_SOURCE,
+            f"{rel} is an experiment file ({EXPERIMENT_MARK} in {folder}): a ticket artifact",
+            names,
+        )
     if kind == PROTECTED:
         return Verdict(
             False,

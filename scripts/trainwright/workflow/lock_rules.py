@@ -18,8 +18,10 @@ SOURCE, NON_SOURCE, PROTECTED, OTHER = "source", "non-source", "protected", "oth
 
 
 @functools.cache
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """`*` one name part, `**` any depth, `?` one character; no slash: the name in any folder."""
+def glob_regex(pattern: str, fold: bool = False) -> re.Pattern[str]:
+    """`*` one name part, `**` any depth, `?` one character; no slash: the name in any folder.
+
+    `fold` matches letters case-insensitively (a case-insensitive filesystem, or a file type)."""
     anchored = "/" in pattern.strip("/")
     pattern = pattern.strip("/")
     out, i = [], 0
@@ -40,12 +42,13 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     body = "".join(out)
-    return re.compile(body + r"\Z" if anchored else r"(?:.*/)?" + body + r"\Z")
+    flags = re.IGNORECASE if fold else 0
+    return re.compile(body + r"\Z" if anchored else r"(?:.*/)?" + body + r"\Z", flags)
 
 
-def matches(patterns: tuple[str, ...], rel: str) -> str | None:
+def matches(patterns: tuple[str, ...], rel: str, fold: bool = False) -> str | None:
     for pattern in patterns:
-        if glob_regex(pattern).match(rel):
+        if glob_regex(pattern, fold).match(rel):
             return pattern
     return None
 
@@ -57,17 +60,28 @@ class Rules:
     protected: tuple[str, ...]
     origin: str
 
-    def classify(self, rel: str) -> tuple[str, str | None]:
-        """(class, the pattern that decided) for a POSIX path relative to its project root."""
-        for kind, patterns in (
-            (PROTECTED, self.protected),
-            (NON_SOURCE, self.non_source),
-            (SOURCE, self.source),
+    def classify(self, rel: str, fold: bool = False) -> tuple[str, str | None]:
+        """(class, the pattern that decided) for a POSIX path relative to its project root.
+
+        Source and protected patterns ignore case everywhere (`A.PY` is Python on any system);
+        non-source ones only where the filesystem does (`fold`), so `DATA/` on Linux is not
+        `data/`."""
+        for kind, patterns, insensitive in (
+            (PROTECTED, self.protected, True),
+            (NON_SOURCE, self.non_source, fold),
+            (SOURCE, self.source, True),
         ):
-            hit = matches(patterns, rel)
+            hit = matches(patterns, rel, insensitive)
             if hit:
                 return kind, hit
         return OTHER, None
+
+    def skips_folder(self, rel: str, fold: bool = False) -> bool:
+        """Whether every file under folder `rel` is non-source (a scan need not enter it)."""
+        for pattern in self.non_source:
+            if pattern.endswith("/**") and glob_regex(pattern[:-3], fold).match(rel):
+                return True
+        return False
 
 
 @functools.cache

@@ -316,6 +316,8 @@ class _Reader:
         elif name in ("rm", "unlink", "shred", "rmdir", "touch", "truncate"):
             values = {"-s", "--size", "-r", "--reference", "-d", "--date", "-t", "-n"}
             self.targets(_skip_values(args, values), name)
+        elif name in ("chmod", "chown", "chgrp", "chattr", "setfacl"):
+            self.metadata(name, args)
         elif name == "dd":
             for a in args:
                 if a.startswith("of="):
@@ -363,6 +365,13 @@ class _Reader:
             self.unknown(f"{via} (file names not given)")
         for p in paths:
             self.add(p, via)
+
+    def metadata(self, name: str, args: list[str]) -> None:
+        """chmod/chown and kin change who may read or write a file: a write to the lock."""
+        plain = _skip_values(args, {"--reference", "-m", "-x", "-M", "-X"})
+        if not any(a.startswith("--reference") for a in args) and name != "setfacl":
+            plain = plain[1:]  # the mode, owner or attribute comes first
+        self.targets(plain, name)
 
     def code(self, code: str, via: str) -> None:
         found = code_writes(code)
@@ -543,6 +552,56 @@ def _skip_values(args: list[str], takes_value: set[str]) -> list[str]:
         else:
             out.append(a)
     return out
+
+
+READ_ONLY = {
+    "ls", "cat", "head", "tail", "less", "more", "grep", "egrep", "fgrep", "rg", "ag", "wc",
+    "pwd", "echo", "printf", "true", "false", "which", "type", "file", "stat", "du", "df",
+    "tree", "diff", "cmp", "sort", "uniq", "cut", "tr", "column", "nl", "od", "xxd", "hexdump",
+    "md5sum", "sha1sum", "sha256sum", "basename", "dirname", "realpath", "readlink", "date",
+    "whoami", "id", "uname", "hostname", "nproc", "free", "nvidia-smi", "jq", "test", "[",
+    "sleep", "ps", "env", "printenv", "find",
+}
+_HARMLESS_REDIRECT = re.compile(r"(?:\d|&)?>>?\s*/dev/null\b|\d?>&\d")
+_READ_ONLY_GIT = {"status", "diff", "log", "show", "branch", "rev-parse", "ls-files", "blame",
+                  "describe", "remote", "shortlog", "grep", "config"}
+
+
+def read_only(command: str) -> bool:
+    """True for a command line recognisably read-only: only listing/reading tools, no redirection
+    into a file, no `find -exec/-delete`, only reading git subcommands. Anything else is
+    bracketed by the lock's before/after check."""
+    text, _bodies = _split_heredocs(command)
+    text = _HARMLESS_REDIRECT.sub(" ", text)
+    if _bodies or _SUBST.search(text) or ">" in text:
+        return False
+    try:
+        tokens = _tokens(text)
+    except ValueError:
+        return False
+    reader = _Reader(Path("/"))
+    for words in _commands(tokens):
+        words = [w for w in words if w not in REDIRECT_OTHER]
+        if not words:
+            continue
+        name = os.path.basename(words[0])
+        if name == "git":
+            sub = [w for w in words[1:] if not w.startswith("-")]
+            if not sub or sub[0] not in _READ_ONLY_GIT or "-C" in words:
+                return False
+            if sub[0] in ("branch", "remote", "config") and len(sub) > 1 and sub[0] != "config":
+                return False
+            if sub[0] == "config" and not any(w in ("--get", "--list", "-l") for w in words):
+                return False
+            continue
+        if name not in READ_ONLY or (name == "env" and len(words) > 1):
+            return False
+        if name == "find" and any(
+            w.startswith(("-exec", "-ok", "-delete", "-fprint", "-fls")) for w in words
+        ):
+            return False
+        reader.dispatch(words, None)
+    return not reader.writes
 
 
 def shell_writes(command: str, cwd: Path) -> list[ShellWrite]:

@@ -63,10 +63,20 @@ class Refused(Exception):
     """A precondition said no (a gate not passed, an artifact missing): exit 1, nothing written."""
 
 
+def _has_tickets(folder: Path) -> bool:
+    return (folder / "tickets" / IN_PROGRESS).is_dir() or (folder / "tickets" / DONE).is_dir()
+
+
 def find_root(start: Path) -> Path:
-    """The project `start` belongs to: the nearest folder with tickets/ or .git, else `start`."""
+    """The project `start` belongs to: the outermost folder above it holding tickets (so a git
+    repository nested inside a project does not hide the project's tickets), else the nearest
+    folder with tickets/ or .git, else `start`."""
     start = start.resolve()
-    for folder in (start, *start.parents):
+    chain = (start, *start.parents)
+    ticketed = [folder for folder in chain if _has_tickets(folder)]
+    if ticketed:
+        return ticketed[-1]
+    for folder in chain:
         if (folder / "tickets").is_dir() or (folder / ".git").exists():
             return folder
     return start
