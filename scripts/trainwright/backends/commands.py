@@ -93,8 +93,32 @@ def _studio_model_path(g: Any, model: Any) -> str | None:
     wanted = {model.id.lower(), model.name.lower(), *(a.lower() for a in model.aliases)}
     for title, fields in data["sections"].items():
         if title.startswith("Model: ") and title.removeprefix("Model: ").strip().lower() in wanted:
-            return str(fields.get("File") or "") or None
+            raw = str(fields.get("File") or "").strip()
+            return _local_path(g, raw) if raw else None
     return None
+
+
+# Override keys that name a file or folder: the trainer runs in the project folder, so a path the
+# person typed relative to the project root is made absolute before it is written.
+PATH_KEYS = {"dataset_dir", "image_dir", "base_model_path", "pretrained_model_name_or_path",
+             "checkpoint_dir"}
+
+
+def _local_path(g: Any, raw: str) -> str:
+    """raw made absolute against the project root when it names something there (a hub id such
+    as org/model is left as it is)."""
+    path = g.resolve(raw)
+    return str(path) if path.exists() or raw.startswith((".", "~")) else raw
+
+
+def _absolute_paths(g: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(overrides)
+    for key, value in overrides.items():
+        if key in ("dataset_dir", "image_dir") and isinstance(value, str) and value.strip():
+            out[key] = str(g.resolve(value))
+        elif key in PATH_KEYS and isinstance(value, str) and value.strip():
+            out[key] = _local_path(g, value)
+    return out
 
 
 def _hub_id(model: Any) -> str | None:
@@ -104,15 +128,14 @@ def _hub_id(model: Any) -> str | None:
 def _write_files(folder: Path, files: dict[str, str]) -> list[str]:
     """Write the files; a changed existing one is kept beside as <name>.<time>.bak first."""
     from trainwright.state.atomic import atomic_write_text
+    from trainwright.state.safe_paths import new_backup_file
 
     kept = []
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for name, text in files.items():
         path = folder / name
-        if name != PLAN_FILE and path.exists() and path.read_text(encoding="utf-8") != text:
-            backup = path.with_name(f"{path.name}.{stamp}.bak")
-            atomic_write_text(backup, path.read_text(encoding="utf-8"))
-            kept.append(str(backup))
+        if name != PLAN_FILE and path.exists() and path.read_bytes() != text.encode("utf-8"):
+            kept.append(str(new_backup_file(path, stamp, path.read_bytes())))
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, text)
     return kept
@@ -176,7 +199,7 @@ def generate(
         project,
         preset=preset,
         optimizer=optimizer,
-        overrides=overrides,
+        overrides=_absolute_paths(g, overrides or {}),
         defaults=defaults,
     )
     plan = result.plan

@@ -47,7 +47,8 @@ def names() -> dict[str, Any]:
 
 
 def scripts_dir() -> Path:
-    return Path(os.environ.get(ENV_DIR, "sd-scripts"))
+    """Absolute: the trainer runs in the project folder, not where the person typed the path."""
+    return Path(os.path.abspath(os.path.expanduser(os.environ.get(ENV_DIR) or "sd-scripts")))
 
 
 def _script(plan: TrainingPlan) -> tuple[str, str]:

@@ -173,7 +173,9 @@ def write_project_config(grimoire: Any, project: str, **params: Any) -> Path:
             f"intent.md of '{project}' needs a Dataset folder and a Trigger word first"
         )
     params.pop("preset", None)
-    files = render_config(dataset=str(grimoire.resolve(folder)), trigger_word=trigger, output_name=project, **params)
+    files = render_config(
+        dataset=str(grimoire.resolve(folder)), trigger_word=trigger, output_name=project, **params
+    )
     from trainwright.backends.tiny_model.train import TinyError, validate
 
     try:

@@ -20,6 +20,7 @@ from trainwright.errors import TrainwrightError
 from trainwright.state.content_hash import content_hash
 from trainwright.state.gates import GO, NO_GO, GateResult
 from trainwright.state.grimoire import Grimoire
+from trainwright.state.hints import config_command
 
 PLAN_FILE = "trainwright-plan.json"
 
@@ -29,8 +30,7 @@ def _files(grimoire: Grimoire, project: str) -> list[Path]:
     listed = (data["sections"][""].get("Config file") or "").strip()
     if not listed:
         raise TrainwrightError(
-            f"no config written for '{project}' yet: run 'trainwright config --project {project} "
-            "--backend ...'"
+            f"no config written for '{project}' yet: run '{config_command(grimoire, project)}'"
         )
     folder = grimoire.project_dir(project)
     paths = [folder / name.strip() for name in listed.split(",") if name.strip()]
@@ -96,8 +96,8 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
     elif gpu is None:
         reasons.append("no GPU to check the estimate against")
         fixes.append(
-            "rerun trainwright config with --gpu NAME or --vram GB (or add the GPU to "
-            "grimoire/studio.md)"
+            "add the GPU to grimoire/studio.md (or give the config command --gpu or --vram), "
+            f"then rerun: {config_command(grimoire, project)}"
         )
     elif vram_ok:
         reasons.append(
@@ -128,11 +128,17 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
     no_images = plan.model.is_image and not plan.images
     if no_images:
         reasons.append("no images were counted in the dataset folder when the config was written")
-        fixes.append("put the images in intent.md's Dataset folder and rerun trainwright config")
+        fixes.append(
+            "put the images in intent.md's Dataset folder, then rerun: "
+            + config_command(grimoire, project)
+        )
     left = [name for name, text in files.items() if PLACEHOLDER in text]
     if left:
         reasons.append(f"{', '.join(left)} still contain {PLACEHOLDER}")
-        fixes.append("fill in the model paths (rerun trainwright config with KEY=VALUE, or edit)")
+        fixes.append(
+            "name the downloaded model in grimoire/studio.md (a '### Model:' entry with its File),"
+            f" then rerun: {config_command(grimoire, project)}"
+        )
     problems = backend.check_keys(files) if hasattr(backend, "check_keys") else []
     if problems:
         reasons += problems

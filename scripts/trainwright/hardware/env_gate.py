@@ -18,6 +18,7 @@ from trainwright.errors import TrainwrightError
 from trainwright.hardware import env_check, remote_probe
 from trainwright.state.gates import GO, NO_GO, GateResult
 from trainwright.state.grimoire import Grimoire
+from trainwright.state.hints import config_command
 
 CHECK_KEYS = {
     "gpu": "GPU check",
@@ -64,7 +65,7 @@ def needs_for(g: Grimoire, project: str) -> env_check.Needs:
     if backend is None:
         raise TrainwrightError(
             f"config.md of '{project}' names no backend: decide the config first "
-            f"('trainwright config {project}', then 'trainwright gate check {project} --gate 2')"
+            f"('{config_command(g, project)}', then 'trainwright gate check {project} --gate 2')"
         )
     needs = env_check.Needs(backend)
     needs.vram_gb = _first_number(top.get("Estimated VRAM"))
@@ -168,7 +169,7 @@ def check(g: Grimoire, project: str, target: remote_probe.Target | None = None) 
     except TrainwrightError as exc:
         if "names no backend" not in str(exc):
             raise
-        return GateResult(NO_GO, [exc.one_line()], None, fixes=[f"trainwright config {project}"])
+        return GateResult(NO_GO, [exc.one_line()], None, fixes=[config_command(g, project)])
     except remote_probe.SSHFailure as exc:
         assert target is not None
         finding = remote_probe.ssh_finding(target, str(exc))

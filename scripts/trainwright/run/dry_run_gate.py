@@ -13,6 +13,7 @@ progress.md before the gate runs, which is where check() reads them.
 from __future__ import annotations
 
 import time
+from math import isfinite
 from pathlib import Path
 
 from trainwright.errors import TrainwrightError
@@ -20,6 +21,7 @@ from trainwright.run import failures
 from trainwright.run.child import run_child
 from trainwright.run.logs import read_log
 from trainwright.run.plan import config_files, load_plan
+from trainwright.state import hints
 from trainwright.state.content_hash import content_hash
 from trainwright.state.gates import GO, NO_GO, GateResult
 from trainwright.state.grimoire import Grimoire
@@ -70,8 +72,13 @@ def check(g: Grimoire, project: str) -> GateResult:
         plan = load_plan(g, project)
         bound = binding(g, project)
     except TrainwrightError as exc:
+        gate = 1 if "dataset folder" in str(exc) else 2
+        first = [] if gate == 1 else [hints.config_command(g, project)]
         return GateResult(
-            NO_GO, [exc.one_line()], None, fixes=[f"trainwright gate check {project} --gate 2"]
+            NO_GO,
+            [exc.one_line()],
+            None,
+            fixes=[*first, f"trainwright gate check {project} --gate {gate}"],
         )
     steps, timeout = settings(g, project)
     log = plan.folder / LOG_NAME
@@ -83,7 +90,8 @@ def check(g: Grimoire, project: str) -> GateResult:
     state = read_log(log, plan.log_format, plan.line_parser)
     done = len([p for p in state.points.values()])
     record: dict[str, object] = {"Steps completed": done, "Log": LOG_NAME}
-    if result.returncode == 0 and done >= MIN_STEPS:
+    bad_loss = [p.step for p in state.points.values() if not isfinite(p.loss)]
+    if result.returncode == 0 and done >= MIN_STEPS and not bad_loss:
         record["Failure kind"] = "none"
         loss = f"; loss {state.loss_start:.4g} -> {state.loss:.4g}" if state.points else ""
         return GateResult(
@@ -100,6 +108,13 @@ def check(g: Grimoire, project: str) -> GateResult:
             "look at the end of dry-run.log: a model download or a prompt waiting for input "
             "are the usual causes; raise the limit with --timeout if loading is just slow",
         )
+    elif result.returncode == 0 and bad_loss:
+        failure = failures.Failure(
+            "nan-loss",
+            f"The loss was not a number (NaN or inf) at step {bad_loss[0]}: training diverged.",
+            "lower the learning rate, or use bf16 instead of fp16; "
+            "`trainwright diagnose loss-nan` explains more",
+        )
     elif result.returncode == 0:
         failure = failures.Failure(
             "no-training",
@@ -107,9 +122,13 @@ def check(g: Grimoire, project: str) -> GateResult:
             "check the dataset path and the step/epoch settings in the config",
         )
     else:
-        failure = failures.classify(result.text, result.returncode, plan.batch)
+        failure = failures.classify(
+            result.text, result.returncode, plan.batch, project=project,
+            config=hints.config_command(g, project),
+        )
     record["Failure kind"] = failure.kind
     reason = failure.message + (f" ({failure.evidence})" if failure.evidence else "")
+    reason = "".join(c if c.isprintable() else "?" for c in reason)  # trainer bytes, unfiltered
     return GateResult(
         NO_GO,
         [reason],

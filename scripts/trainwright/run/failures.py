@@ -85,7 +85,7 @@ _RULES: list[tuple[str, re.Pattern[str], str, str]] = [
         ),
         "The dataset or its captions could not be read.",
         "fix the file it names (captions must be UTF-8 text next to each image), then rerun "
-        "the dataset gate: 'trainwright gate check NAME --gate 1'",
+        "the dataset gate{: 'trainwright gate check {project} --gate 1'}",
     ),
     (
         "config",
@@ -94,7 +94,7 @@ _RULES: list[tuple[str, re.Pattern[str], str, str]] = [
             r"voluptuous[^\n]*|Config is not well-formed[^\n]*"
         ),
         "The trainer rejected its configuration.",
-        "regenerate the configuration with 'trainwright config NAME' and rerun Gate 2",
+        "regenerate the configuration{ with '{config}'} and rerun Gate 2",
     ),
 ]
 
@@ -112,8 +112,15 @@ def is_oom(text: str, returncode: int | None) -> bool:
     return oom_line(text) is not None or returncode in KILLED_CODES
 
 
-def classify(text: str, returncode: int | None, batch: int | None = None) -> Failure:
-    """Name the most likely cause of a failed run from its output."""
+def classify(
+    text: str,
+    returncode: int | None,
+    batch: int | None = None,
+    project: str | None = None,
+    config: str | None = None,
+) -> Failure:
+    """Name the most likely cause of a failed run from its output; with `project` (and its
+    `trainwright config` line) the fix names the commands to run."""
     line = oom_line(text)
     if line or returncode in KILLED_CODES:
         smaller = f" (try batch {max(1, batch // 2)})" if batch and batch > 1 else ""
@@ -133,11 +140,27 @@ def classify(text: str, returncode: int | None, batch: int | None = None) -> Fai
     for kind, pattern, message, fix in _RULES:
         m = pattern.search(text)
         if m:
-            return Failure(kind, message, fix, m.group(0).strip()[:300])
+            return Failure(kind, message, _fill(fix, project, config), m.group(0).strip()[:300])
     tail = [ln for ln in text.strip().splitlines() if ln.strip()][-1:] or [""]
     return Failure(
         "crash",
         f"The trainer stopped with exit status {returncode}.",
-        "read the last lines of the log; 'trainwright monitor NAME' shows them",
+        _fill("read the last lines of the log{; 'trainwright monitor {project}' shows them}",
+              project, config),
         tail[0][:300] or None,
     )
+
+
+_OPTIONAL = re.compile(r"\{([^{}]*\{(\w+)\}[^{}]*)\}")
+
+
+def _fill(fix: str, project: str | None, config: str | None) -> str:
+    """A fix with its `{... {project} ...}` parts filled in, or left out when the value is not
+    known (a printed hint names no placeholder)."""
+    values = {"project": project, "config": config}
+
+    def part(m: re.Match[str]) -> str:
+        value = values.get(m.group(2))
+        return m.group(1).replace("{" + m.group(2) + "}", value) if value else ""
+
+    return _OPTIONAL.sub(part, fix)

@@ -22,10 +22,11 @@ from trainwright.run.runfiles import RunFiles
 from trainwright.run.supervisor import EXIT_ALREADY_RUNNING
 from trainwright.state import gates
 from trainwright.state.grimoire import Grimoire
+from trainwright.state.hints import config_command
 
 FIXES = {
     1: "fix the dataset, then: trainwright gate check {p} --gate 1",
-    2: "trainwright config {p}, then: trainwright gate check {p} --gate 2",
+    2: "{config}, then: trainwright gate check {p} --gate 2",
     3: "trainwright env check {p}",
     4: "trainwright dry-run {p}",
 }
@@ -54,7 +55,7 @@ def blocking_gates(g: Grimoire, project: str) -> list[dict[str, Any]]:
                 "name": gate["name"],
                 "state": state,
                 "reason": gate["reason"],
-                "fix": FIXES[gate["gate"]].format(p=project),
+                "fix": FIXES[gate["gate"]].format(p=project, config=config_command(g, project)),
             }
         )
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 from trainwright.errors import TrainwrightError
 from trainwright.state.grimoire import Grimoire
+from trainwright.state.hints import config_command
 
 
 @dataclass
@@ -80,7 +81,7 @@ def config_files(g: Grimoire, project: str) -> tuple[str, list[Path]]:
     if not backend or not listed:
         raise TrainwrightError(
             f"config.md of '{project}' names no backend or config file: run "
-            f"'trainwright config {project}' first"
+            f"'{config_command(g, project)}' first"
         )
     paths = []
     for raw in listed:

@@ -181,13 +181,17 @@ class Supervisor:
                         "out of memory even at batch 1: lower the resolution, turn on gradient "
                         "checkpointing or caching, or use a GPU with more memory"
                     )
-                    outcome.failure = failures.classify(result.text, result.returncode).as_dict()
+                    outcome.failure = failures.classify(
+                        result.text, result.returncode, **self._hint_values()
+                    ).as_dict()
                     break
                 if attempt > self.max_retries:
                     outcome.message = (
                         f"still out of memory after {self.max_retries} retries (batch {batch})"
                     )
-                    outcome.failure = failures.classify(result.text, result.returncode).as_dict()
+                    outcome.failure = failures.classify(
+                        result.text, result.returncode, **self._hint_values()
+                    ).as_dict()
                     break
                 new_batch = max(1, batch // 2)
                 new_acc = accumulation * 2 if plan.has_accumulation else accumulation
@@ -209,7 +213,9 @@ class Supervisor:
                     oom_recoveries=outcome.oom_recoveries, adjustments=outcome.adjustments
                 )
                 continue
-            failure = failures.classify(result.text, result.returncode, batch)
+            failure = failures.classify(
+                result.text, result.returncode, batch, **self._hint_values()
+            )
             outcome.message = failure.message
             outcome.failure = failure.as_dict()
             break
@@ -225,6 +231,12 @@ class Supervisor:
             attempt=outcome.attempts,
         )
         return outcome
+
+    def _hint_values(self) -> dict[str, str]:
+        """What a failure's fix names: this project and its `trainwright config` line."""
+        p = self.plan
+        return {"project": p.project, "config": f"trainwright config --project {p.project} "
+                f"--backend {p.backend}"}
 
     def _keep_old_checkpoints(self, stamp: str) -> str | None:
         """A fresh run would save over the names of an earlier one: move those aside first."""

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from trainwright.errors import StateFileError, TrainwrightError
-from trainwright.state import gates
+from trainwright.state import gates, hints
 from trainwright.state.grimoire import Grimoire
 
 INTENT_FIELDS = ("Type", "Base model", "Trigger word", "Dataset folder")
 GATE_NEXT = {
-    1: "trainwright audit {folder} --project {name}, dedup, captions check, then "
-    "trainwright gate check {name} --gate 1",
-    2: "trainwright config --project {name} ... then trainwright gate check {name} --gate 2",
-    3: "trainwright env check --project {name}",
+    1: "trainwright audit {folder} --project {name}; trainwright dedup {folder} --project {name};"
+    " trainwright captions check {folder} --project {name}; then trainwright gate check {name}"
+    " --gate 1",
+    2: "{config}; then trainwright gate check {name} --gate 2",
+    3: "trainwright env check {name}",
     4: "trainwright dry-run {name}",
 }
 
@@ -55,20 +56,27 @@ def project_status(g: Grimoire, name: str) -> dict[str, Any]:
     overall = (st or {}).get("sections", {}).get("", {}).get("Status")
     weight = (evaluation or {}).get("sections", {}).get("", {}).get("Recommended weight")
 
-    fmt = {"name": name, "folder": top.get("Dataset folder") or "DATASET_DIR"}
+    fmt = {"name": name, "folder": hints.dataset_arg(g, name), "config": ""}
     if problems:
         phase, nxt = "repair", "fix the state file named above, then trainwright grimoire validate"
     elif missing_intent:
         phase = "intent"
-        nxt = f"trainwright grimoire set intent --project {name} " + " ".join(
-            f'"{k}=..."' for k in missing_intent
+        nxt = (  # the values are the person's to give: the hint shows how, not a guess
+            f"trainwright grimoire set intent --project {name} --help, then set "
+            f"{', '.join(missing_intent)} to what the person says"
         )
     elif overall == "COMPLETE":
         phase, nxt = "complete", None
     elif run.get("Status") == "RUNNING":
         phase, nxt = "training", f"trainwright monitor {name} --follow"
     elif run.get("Status") == "COMPLETE" and weight is None:
-        phase, nxt = "evaluation", f"trainwright eval-grid {name} --lora LORA.safetensors"
+        lora = hints.final_lora(g, name)
+        phase = "evaluation"
+        nxt = (
+            f"trainwright eval-grid {name} --lora {hints.shown_path(lora)}"
+            if lora
+            else f"trainwright checkpoints {name} (the run left no checkpoint to evaluate)"
+        )
     elif run.get("Status") == "COMPLETE":
         phase, nxt = "registration", f"trainwright register {name}"
     else:
@@ -77,6 +85,8 @@ def project_status(g: Grimoire, name: str) -> dict[str, Any]:
             phase, nxt = "ready", f"trainwright launch {name}"
         else:
             phase = f"gate {first_bad['gate']}"
+            if first_bad["gate"] == 2:
+                fmt["config"] = hints.config_command(g, name)
             nxt = GATE_NEXT[first_bad["gate"]].format(**fmt)
     return {
         "project": name,
