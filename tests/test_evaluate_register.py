@@ -47,7 +47,20 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        "--prompt", "a harbour at dawn")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     g.update("eval", {"": {"Recommended weight": 0.6, "Sweet spot": "0.5-0.7"}}, "inkwash")
+    finish(g, "inkwash")
     return g.root
+
+
+def finish(g: Grimoire, name: str) -> None:
+    """What a finished training leaves: four GO gates and a COMPLETE run record."""
+    for kind, section in (
+        ("dataset-report", "Gate 1 Decision"),
+        ("config", "Gate 2 Decision"),
+        ("environment", "Gate 3 Decision"),
+        ("progress", "Dry Run (Gate 4)"),
+    ):
+        g.update(kind, {section: {"Decision": "GO"}}, name)
+    (g.project_dir(name) / "run.json").write_text(json.dumps({"status": "COMPLETE"}))
 
 
 @pytest.fixture()
@@ -144,6 +157,7 @@ def test_a_second_lora_goes_after_the_first_and_before_later_sections(project: G
     register(project)
     project.new_project("inkmono")
     project.update("intent", {"": {"Type": "style", "Trigger word": "inkmono"}}, "inkmono")
+    finish(project, "inkmono")
     lora = write_lora(project.root.parent / "out" / "inkmono.safetensors")
     proc = run_cli("--grimoire", str(project.root), "register", "inkmono", "--weight", "0.8",
                    "--file", str(lora))  # fmt: skip

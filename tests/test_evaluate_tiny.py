@@ -104,9 +104,15 @@ def test_weight_zero_is_the_base_model_at_the_same_seed(grid_run: dict) -> None:
 def test_register_after_the_tiny_evaluation(trained, grid_run: dict) -> None:
     g, (_, final) = trained
     g.update("eval", {"": {"Recommended weight": 1.0, "Sweet spot": "0.5-1.0"}}, "exstyle")
-    proc = run_cli("--grimoire", str(g.root), "register", "exstyle", "--json")
+    # Trained by calling the trainer directly, not through `trainwright launch` and its gates:
+    # not a finished training, so registering it takes an override, recorded with who and why.
+    refused = run_cli("--grimoire", str(g.root), "register", "exstyle")
+    assert refused.returncode == 2 and "no run" in refused.stderr, refused.stderr
+    why = "trained directly by the test, outside launch"
+    proc = run_cli("--grimoire", str(g.root), "register", "exstyle", "--override", why, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
+    assert out["fields"]["Override"].startswith(why + " (by ")
     assert out["fields"]["File"] == str(final.resolve())
     assert out["fields"]["Training params"] == "quick, 10 epochs, rank 4"
     assert out["fields"]["Base model"] == "tiny"

@@ -42,11 +42,20 @@ def _count_images(folder: Path) -> int:
 
 
 def _workers(n: int | None) -> int:
+    """--workers, capped at the cores this process may use (each worker is a forked process;
+    more than the cores only costs memory). A cap is said on stderr, so --json stays clean."""
     from trainwright.dataset.search import default_workers
 
     if n is not None and n < 1:
         raise TrainwrightError("--workers must be at least 1")
-    return n or default_workers()
+    cores = default_workers()
+    if n is not None and n > cores:
+        click.echo(
+            f"note: --workers {n} is more than the {cores} core(s) this machine gives us; "
+            f"using {cores}",
+            err=True,
+        )
+    return min(n or cores, cores)
 
 
 def _min_side(model: str | None, min_side: int | None) -> int | None:
@@ -106,7 +115,9 @@ def audit_cmd(
     intent = _project_intent(ctx, project)
     side = _min_side(model or intent.get("Base model") if not min_side else None, min_side)
     with _progress(_count_images(folder), as_json, "audit") as bar:
-        rep = audit.audit_folder(folder, side, _workers(workers), bar)
+        used = _workers(workers)
+        rep = audit.audit_folder(folder, side, used, bar)
+    rep["workers"] = {"asked": workers, "used": used}
     if project:
         from trainwright.dataset.report import stamp, update_report
 
@@ -430,23 +441,68 @@ def captions_apply_cmd(
 @captions_group.command("sample")
 @click.argument("folder", type=FOLDER)
 @click.argument("n", type=Int(1, 1000))
+@click.option("--model", help="Base model family (sets --min-side), as for audit.")
+@click.option(
+    "--min-side", type=Int(None, 65_536), help="Smallest acceptable short side in pixels."
+)
+@click.option("--project", help="Read the base model from this project's intent.md.")
 @click.option("--workers", type=int, help="Processes to use (default: all cores).")
 @json_option
-def captions_sample_cmd(folder: Path, n: int, workers: int | None, as_json: bool) -> int:
-    """Pick N varied images to caption first and show the person for approval."""
-    from trainwright.dataset import curate
+@click.pass_context
+def captions_sample_cmd(
+    ctx: click.Context,
+    folder: Path,
+    n: int,
+    model: str | None,
+    min_side: int | None,
+    project: str | None,
+    workers: int | None,
+    as_json: bool,
+) -> int:
+    """Pick N varied images to caption first and show the person for approval.
 
+    Never an image the audit calls unusable (truncated, corrupt, unreadable, below the minimum
+    side with --model / --min-side / --project, as `trainwright audit` takes them): each pick is
+    audited, and an unusable one is left out and replaced by the next most varied image.
+    """
+    from trainwright.dataset import audit, curate
+    from trainwright.dataset.images import display, walk
+
+    intent = _project_intent(ctx, project)
+    side = _min_side(model or intent.get("Base model") if not min_side else None, min_side)
     feats = curate.collect(folder, _workers(workers))
     good = [f for f in feats if f.error is None]
-    if not good:
-        raise TrainwrightError(f"{folder}: no readable images to sample")
-    picks = [good[i].rel for i in curate.k_center(curate.distance_matrix(good), min(n, len(good)))]
+    paths = {display(e.rel): e.path for e in walk(folder) if e.kind == "image"}
+    skipped: list[str] = []
+    usable: dict[str, bool] = {}
+
+    def ok(rel: str) -> bool:
+        if rel not in usable:
+            usable[rel] = audit.audit_file(paths[rel], rel, side).ok
+        return usable[rel]
+
+    while True:
+        if not good:
+            raise TrainwrightError(f"{folder}: no usable images to sample")
+        chosen = curate.k_center(curate.distance_matrix(good), min(n, len(good)))
+        bad = {i for i in chosen if not ok(good[i].rel)}
+        if not bad:
+            break
+        skipped += [good[i].rel for i in sorted(bad)]
+        good = [f for i, f in enumerate(good) if i not in bad]
+    picks = [good[i].rel for i in chosen]
+    skipped += [f.rel for f in feats if f.error is not None]
     emit(
-        {"folder": str(folder), "sample": picks},
+        {"folder": str(folder), "sample": picks, "skipped_unusable": sorted(skipped)},
         as_json,
         lambda d: (
             "Caption these first and show them for approval:\n"
             + "\n".join(f"  {p}" for p in d["sample"])
+            + (
+                "\nleft out, unusable (see trainwright audit): " + ", ".join(d["skipped_unusable"])
+                if d["skipped_unusable"]
+                else ""
+            )
         ),
     )
     return 0

@@ -389,7 +389,7 @@ def _checkpoints(folder: Path, listed: str | None) -> list[str] | None:
 
 @click.command("register")
 @click.argument("name")
-@click.option("--weight", type=Float(0, 2), help="Recommended weight; default: the one in eval.md.")
+@click.option("--weight", type=Float(), help="Recommended weight; default: the one in eval.md.")
 @click.option("--good-for", help="What the LoRA does well; default: Description in intent.md.")
 @click.option(
     "--file",
@@ -400,6 +400,12 @@ def _checkpoints(folder: Path, listed: str | None) -> list[str] | None:
 @click.option("--run", help="Eval run whose images to archive; default: the one eval.md names.")
 @click.option("--date", help="Training date (YYYY-MM-DD); default: the LoRA file's date.")
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
+@click.option(
+    "--override",
+    metavar="REASON",
+    help="Register although the run is not COMPLETE or a gate was not GO; the reason and your "
+    "user name are recorded in the studio.md entry.",
+)
 @json_option
 @click.pass_context
 def register_cmd(
@@ -411,6 +417,7 @@ def register_cmd(
     run: str | None,
     date: str | None,
     dry_run: bool,
+    override: str | None,
     as_json: bool,
 ) -> None:
     """Register project NAME's finished LoRA in grimoire/studio.md so /art can use it.
@@ -421,6 +428,7 @@ def register_cmd(
     grimoire/training/NAME/eval/RUN/. Running it again changes only what differs.
     """
     import datetime as dt
+    import re
 
     from trainwright.evaluate.project import require_project
     from trainwright.evaluate.register import register, render
@@ -432,7 +440,12 @@ def register_cmd(
         check_name(run, "eval run")
     if date is not None:
         try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date, re.ASCII):
+                raise ValueError
             dt.date.fromisoformat(date)
         except ValueError:
             raise TrainwrightError(f"--date {date!r} is not a date like 2025-06-01") from None
-    emit(register(g, name, weight, good_for, lora_file, run, date, dry_run), as_json, render)
+    if override is not None and not override.strip():
+        raise TrainwrightError('--override needs the reason, e.g. --override "trained by hand"')
+    result = register(g, name, weight, good_for, lora_file, run, date, dry_run, override=override)
+    emit(result, as_json, render)

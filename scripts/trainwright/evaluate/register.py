@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import filecmp
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,33 @@ def _status_update(g: Grimoire, name: str, today: str, dry_run: bool) -> str:
     return "set COMPLETE"
 
 
+def unfinished(g: Grimoire, name: str) -> list[str]:
+    """Why the project is not a finished training: its run (the run's own record, run.json)
+    is not COMPLETE, or one of its four gates was never decided GO."""
+    from trainwright.run.runfiles import RunFiles
+    from trainwright.state import gates
+
+    problems = []
+    status = RunFiles(g.project_dir(name)).read_state().get("status")
+    if status != "COMPLETE":
+        problems.append(
+            f"its run is {status}" if status else "it has no run (trainwright launch never ran)"
+        )
+    for gate in gates.status(g, name)["gates"]:
+        if gate["decision"] != "GO":
+            problems.append(f"Gate {gate['gate']} ({gate['name']}) is {gate['decision']}")
+    return problems
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown user"
+
+
 def register(
     g: Grimoire,
     name: str,
@@ -212,12 +240,27 @@ def register(
     date: str | None = None,
     dry_run: bool = False,
     today: _dt.date | None = None,
+    override: str | None = None,
 ) -> dict[str, Any]:
+    """Register the LoRA of a finished project; `override` (the reason) registers an unfinished
+    one anyway, recording who did it and why in the studio.md entry."""
     plan = plan_entry(g, name, weight, good_for, lora_file, date)
     run = run or plan.run
     title = f"{PREFIX}{name}"
     studio = g.path_for("studio")
     day = (today or _dt.date.today()).isoformat()
+    problems = unfinished(g, name)
+    if problems and override is None:
+        raise TrainwrightError(
+            f"'{name}' is not a finished training, so it is not registered: {'; '.join(problems)}. "
+            f"Finish it (trainwright status {name} says what is next), or register it anyway "
+            'with --override "the reason" (recorded with your name in studio.md)'
+        )
+    if problems:
+        plan.fields["Override"] = (
+            f"{' '.join(str(override).split())} (by {_who()} on {day}; {'; '.join(problems)})"
+        )
+        plan.warnings.append("registered with --override: " + "; ".join(problems))
     with locked(g.root):
         if studio.exists():
             doc = parse_document(studio.read_text(encoding="utf-8"), studio)
