@@ -17,6 +17,7 @@ from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.plan import Plan, PlannedRun
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
+from trainwright.state.safe_paths import new_backup_file
 
 Writer = Callable[[PlannedRun, Path, Path], str]  # (run, run folder, experiment folder) -> text
 
@@ -111,14 +112,13 @@ def write_configs(
 
 def _write(path: Path, text: str, force: bool, dry_run: bool) -> str:
     if path.exists():
-        old = path.read_text(encoding="utf-8", errors="replace")
-        if old == text:
+        old = path.read_bytes()
+        if old == text.encode("utf-8"):
             return "unchanged"
         if not force:
             return "kept"  # changed by a person or an OOM retry: --force rewrites it
         if not dry_run:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            atomic_write_text(path.with_name(f"{path.name}.{stamp}.bak"), old)
+            new_backup_file(path, time.strftime("%Y%m%d-%H%M%S"), old)  # its bytes, as they were
             atomic_write_text(path, text)
         return "rewritten"
     if not dry_run:

@@ -19,6 +19,7 @@ from trainwright.cluster.plan import Plan, PlannedRun
 from trainwright.cluster.render import JobScript, checkpoint_glob, render_script
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
+from trainwright.state.safe_paths import new_backup_file
 
 SWEEP_DIR = "sweeps"
 SIGNAL_BEFORE_END_S = 90
@@ -165,13 +166,11 @@ def _mem_mb(mem: str) -> float:
 def write_if_changed(path: Path, text: str, dry_run: bool) -> str:
     """'created', 'unchanged' or 'updated' (the previous version is kept beside it)."""
     if path.exists():
-        old = path.read_text(encoding="utf-8", errors="replace")
-        if old == text:
+        old = path.read_bytes()
+        if old == text.encode("utf-8"):
             return "unchanged"
         if not dry_run:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            backup = path.with_name(f"{path.name}.{stamp}.bak")
-            atomic_write_text(backup, old)
+            new_backup_file(path, time.strftime("%Y%m%d-%H%M%S"), old)
             atomic_write_text(path, text)
             path.chmod(0o755)
         return "updated"

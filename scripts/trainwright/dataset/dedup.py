@@ -196,23 +196,36 @@ def star_clusters(
 
 
 def keeper(items: list[ImageHashes], group: list[int]) -> tuple[int, str]:
-    """The copy to keep: the largest resolution (not counting padding), then the least
-    compressed (most bytes per pixel). Resolutions within 2% count as equal."""
+    """The copy to keep: the largest resolution (not counting padding; within 2% counts as
+    equal); among those, a lossless file over any lossy one; among lossy ones, the higher
+    estimated quality, then the most bytes per pixel."""
 
     def pixels(i: int) -> float:
         return items[i].width * items[i].height * items[i].content
 
+    def rank(i: int) -> tuple[bool, float, float, int]:
+        it = items[i]
+        quality = 101.0 if it.lossless else (it.quality if it.quality is not None else -1.0)
+        return (it.lossless, quality, it.file_size / max(pixels(i), 1), -i)
+
     top = max(pixels(i) for i in group)
     tied = [i for i in group if pixels(i) >= 0.98 * top]
-    best = max(tied, key=lambda i: (items[i].file_size / max(pixels(i), 1), -i))
+    best = max(tied, key=rank)
     it = items[best]
     others = [i for i in group if i != best]
+    size = f"largest resolution ({it.width}x{it.height})"
     if all(items[i].sha256 == it.sha256 for i in others):
         reason = "identical files; kept the first by name"
     elif len(tied) == 1:
-        reason = f"largest resolution ({it.width}x{it.height})"
+        reason = size
+    elif it.lossless and not all(items[i].lossless for i in tied):
+        reason = f"{size}, lossless (the others of the same size are lossy copies)"
+    elif it.quality is not None and any(
+        items[i].quality is not None and items[i].quality != it.quality for i in tied
+    ):
+        reason = f"{size}, highest quality of the same size (about {it.quality:.0f})"
     else:
-        reason = f"largest resolution ({it.width}x{it.height}), least compressed of the same size"
+        reason = f"{size}, least compressed of the same size"
     return best, reason
 
 

@@ -35,8 +35,13 @@ def _inside(child: Path, parent: Path) -> bool:
 
 def check_target(folder: Path, qdir: Path) -> None:
     folder, qdir = folder.resolve(), qdir.resolve()
-    if qdir == folder:
+    if qdir == folder or (qdir.exists() and os.path.samefile(qdir, folder)):
         raise TrainwrightError("the quarantine folder cannot be the dataset folder itself")
+    if _inside(folder, qdir):
+        raise TrainwrightError(
+            f"the quarantine folder {qdir} contains the dataset {folder}: the moved copies would "
+            "land beside it; choose a folder outside the dataset's own path"
+        )
     if _inside(qdir, folder) and not any(p.startswith(".") for p in qdir.relative_to(folder).parts):
         raise TrainwrightError(
             f"{qdir} is inside the dataset, where trainers would still see it: choose a folder "
@@ -278,7 +283,7 @@ def check_manifest(manifest_path: Path, data: dict[str, Any]) -> None:
             rel_o, rel_q = orig.relative_to(ds), quar.relative_to(qd)
         except ValueError:
             rel_o = rel_q = None
-        if rel_o is None or rel_o != rel_q or _inside(orig, qd) and not _inside(ds, qd):
+        if rel_o is None or rel_o != rel_q or (_inside(orig, qd) and not _inside(ds, qd)):
             raise TrainwrightError(
                 f"{manifest_path}: the entry {m['original']} <- {m['quarantined']} points "
                 f"outside the dataset {dataset} or the quarantine {qdir} (was the manifest "
