@@ -14,6 +14,8 @@ every source write it governs until it is repaired (fail closed).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +110,23 @@ def _holds_lock_state(path: Path, home: Path) -> str | None:
         if _within(item, path):
             return item.relative_to(home).as_posix()
     return None
+
+
+def _git_ignored(workspace: Path, rel: str) -> bool:
+    """Whether git ignores `rel` in `workspace` (builds go to ignored folders); False outside
+    git or on any doubt."""
+    if not (workspace / ".git").exists() or shutil.which("git") is None:
+        return False
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(workspace), "check-ignore", "-q", "--", rel],
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
 
 
 def experiment_folder(path: Path, workspace: Path) -> Path | None:
@@ -252,6 +271,10 @@ def _judge_one(path: Path, rules: Rules, home: Path, govs: list[Governor]) -> Ve
         )
     if workspace is not None and any(g.unlocked for g in owners):
         return Verdict(True, str(path), SOURCE, f"{rel} is source; edits are Unlocked", names)
+    if _git_ignored(base, rel):
+        return Verdict(
+            True, str(path), NON_SOURCE, f"{rel} is ignored by git (a build output)", names
+        )
     if workspace is None:
         places = ", ".join(f"'{g.ticket.name}' in {g.workspace}" for g in owners)
         return Verdict(

@@ -16,7 +16,11 @@ def _swapped(name: str) -> str | None:
 
 
 def case_insensitive(folder: Path) -> bool:
-    """True when `folder`'s filesystem treats `a.py` and `A.PY` as one file (cached per device)."""
+    """True when `folder`'s filesystem treats `a.py` and `A.PY` as one file (cached per device);
+    a folder that does not exist is judged by the nearest one above it that does."""
+    folder = Path(folder)
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
     try:
         dev = os.stat(folder).st_dev
     except OSError:
