@@ -392,4 +392,3 @@ def test_launch_detach_on_a_corrupt_run_record_says_which_file_and_how(tmp_path:
     proc = run_cli("launch", "demo", "--detach", cwd=tmp_path)
     assert_one_line_error(proc, "run.json")
     assert record.read_text() == '{"status": "COMPL'
-
