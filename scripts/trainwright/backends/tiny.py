@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from trainwright.errors import TrainwrightError
+
 NAME = "tiny"
 CONFIG_FILE = "tiny.yaml"
 LOG_FORMAT = "tiny"
@@ -161,7 +163,6 @@ def write_project_config(grimoire: Any, project: str, **params: Any) -> Path:
     The fallback for when `trainwright config` cannot render a tiny config: the dataset folder
     and trigger word come from intent.md, `params` override the defaults of render_config.
     """
-    from trainwright.errors import TrainwrightError
     from trainwright.state.atomic import atomic_write_text
 
     preset = str(params.get("preset", "custom"))
@@ -214,6 +215,14 @@ OPTIMIZER_KEY = "tiny"  # the tiny trainer has AdamW only
 
 def render(plan: Any) -> dict[str, str]:
     """tiny.yaml from a backend-neutral TrainingPlan."""
+    from trainwright.backends.tiny_model.train import DEFAULTS
+
+    unknown = sorted(set(plan.extra) - set(DEFAULTS))
+    if unknown:  # a typo is refused, not dropped
+        raise TrainwrightError(
+            f"the tiny backend has no setting {', '.join(unknown)}; "
+            f"its own settings are: {', '.join(DEFAULTS)}"
+        )
     if plan.optimizer != "adamw":
         raise ValueError(f"the tiny backend trains with AdamW only, not {plan.optimizer}")
     return render_config(
@@ -231,6 +240,7 @@ def render(plan: Any) -> dict[str, str]:
         repeats=plan.repeats,
         save_every_n_epochs=plan.save_every_n_epochs,
         seed=plan.seed,
+        **plan.extra,
     )
 
 
@@ -268,7 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
 
-    from trainwright.errors import TrainwrightError
     from trainwright.state.grimoire import Grimoire
 
     ap = argparse.ArgumentParser(prog="python -m trainwright.backends.tiny")
