@@ -65,8 +65,8 @@ def runs_group() -> None:
 
 @runs_group.command("plan")
 @EXPERIMENT
-@click.option("--model", default="llama3.2-1b", show_default=True, help="Base model of the runs.")
-@click.option("--dataset", default="alpaca_cleaned", show_default=True, help="Dataset of the runs.")
+@click.option("--model", help="Base model of the runs (default: llama3.2-1b; tiny: tiny).")
+@click.option("--dataset", help="Dataset of the runs (default: alpaca_cleaned; tiny: data).")
 @click.option(
     "--method",
     type=click.Choice(["lora", "qlora", "full"]),
@@ -81,7 +81,7 @@ def runs_group() -> None:
     show_default=True,
     help="Trainer.",
 )
-@click.option("--gpus", default="1", show_default=True, help="GPUs per run ('cpu' for tiny).")
+@click.option("--gpus", help="GPUs per run (default: 1; tiny: cpu).")
 @click.option("--runs", "count", type=Int(1, 100), default=2, show_default=True)
 @click.option(
     "--with-base/--no-base", default=True, show_default=True, help="Add a base-model row."
@@ -89,11 +89,11 @@ def runs_group() -> None:
 @json_option
 def plan_cmd(
     experiment_dir: Path,
-    model: str,
-    dataset: str,
+    model: str | None,
+    dataset: str | None,
     method: str,
     backend: str,
-    gpus: str,
+    gpus: str | None,
     count: int,
     with_base: bool,
     as_json: bool,
@@ -107,17 +107,18 @@ def plan_cmd(
     """
     from trainwright.cluster.scaffold import scaffold
 
+    tiny = backend == "tiny"  # the defaults must make a plan its own backend can run
     result = scaffold(
         experiment_dir,
-        model=model,
-        dataset=dataset,
+        model=model or ("tiny" if tiny else "llama3.2-1b"),
+        dataset=dataset or ("data" if tiny else "alpaca_cleaned"),
         method=method,
         backend=backend,
-        gpus=gpus,
+        gpus=gpus or ("cpu" if tiny else "1"),
         count=count,
         with_base=with_base,
     )
-    emit(result, as_json, views.human_plan)
+    emit(result, as_json, lambda d: views.human_plan(d, experiment_dir))
     return 0 if result["valid"] else 1
 
 
@@ -171,7 +172,7 @@ def setup_dirs_cmd(experiment_dir: Path, dry_run: bool, as_json: bool) -> None:
     if not result["verified"]:
         raise TrainwrightError(f"could not create {', '.join(result['missing'])}")
 
-    emit(result, as_json, views.human_setup_dirs)
+    emit(result, as_json, lambda d: views.human_setup_dirs(d, experiment_dir))
 
 
 def _configs(
@@ -201,7 +202,7 @@ def _configs(
         problems += found
     result["problems"] = problems
 
-    emit(result, as_json, views.human_configs)
+    emit(result, as_json, lambda d: views.human_configs(d, experiment_dir))
     return 1 if problems else 0
 
 
@@ -330,7 +331,7 @@ def slurm_scripts_cmd(
     too_big = [r["run"] for r in result["runs"] if r.get("fits") is False]
     result["too_big"] = too_big
 
-    emit(result, as_json, views.human_scripts)
+    emit(result, as_json, lambda d: views.human_scripts(d, experiment_dir))
     return 1 if too_big else 0
 
 
@@ -355,6 +356,12 @@ def _gpu_spec(gpu_type: str | None) -> GPUSpec | None:
 @click.option("--dry-run", is_flag=True, help="Run the pre-flight checks and say what would go.")
 @click.option("--validate", is_flag=True, help="Also `tune validate` every torchtune config.")
 @click.option("--local", "force_local", is_flag=True, help="Run here even if sbatch exists.")
+@click.option(
+    "--retry",
+    is_flag=True,
+    help="Resubmit runs that failed for a lasting reason (dataset, model, config, package) "
+    "although their config and data did not change: you fixed the cause elsewhere.",
+)
 @json_option
 def launch_cmd(
     experiment_dir: Path,
@@ -362,6 +369,7 @@ def launch_cmd(
     dry_run: bool,
     validate: bool,
     force_local: bool,
+    retry: bool,
     as_json: bool,
 ) -> int:
     """Submit the runs that still have to run, after pre-flight checks; print the ETA.
@@ -369,8 +377,12 @@ def launch_cmd(
     Checks: configs present and sound, scripts present, output folders writable, sbatch found
     (else the runs execute here one after another), nothing already queued or done. A rerun
     skips completed runs, never submits a queued or running one again, and resubmits failed
-    ones so they continue from their last checkpoint. Job ids go to runs_status.yaml as each
-    job is accepted. Exit 1 when a pre-flight check fails (nothing is submitted then).
+    ones so they continue from their last checkpoint, except a run that failed for a lasting
+    reason (its dataset, model, config, a package) while nothing it reads changed since: that
+    one is held back (--retry resubmits it). The pre-flight checks also read each run's dataset
+    folder and model file (missing, unreadable, images the trainer cannot decode). Job ids go
+    to runs_status.yaml as each job is accepted. Exit 1 when a pre-flight check fails (nothing
+    is submitted then) or a run was held back.
     """
     from trainwright.cluster.launch import launch
 
@@ -382,8 +394,9 @@ def launch_cmd(
         dry_run=dry_run,
         validate=validate,
         force_local=force_local,
+        retry=retry,
     )
-    emit(result, as_json, views.human_launch)
+    emit(result, as_json, lambda d: views.human_launch(d, experiment_dir))
     return 0 if result["ok"] else 1
 
 

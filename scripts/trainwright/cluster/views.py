@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 
-def human_plan(d: dict[str, Any]) -> str:
+def human_plan(d: dict[str, Any], exp: Path | str = ".") -> str:
     lines = [f"{d['plan']}: {'written' if d['created'] else 'already there, left as it is'}"]
     lines += problem_lines(d)
     if d["valid"]:
         lines.append(f"{len(d['runs'])} run(s): {', '.join(r['name'] for r in d['runs'])}")
         if d.get("status_added"):
             lines.append(f"{d['status']}: added {', '.join(d['status_added'])}")
-        lines.append("next: edit the plan if needed, then `trainwright runs setup-dirs`")
+        lines.append(f"next: edit the plan if needed, then `trainwright runs setup-dirs {_q(exp)}`")
     return "\n".join(lines)
+
+
+def _q(exp: Path | str) -> str:
+    """The experiment folder as the person typed it, quoted for the shell (hints name it)."""
+    return shlex.quote(str(exp))
 
 
 def problem_lines(d: dict[str, Any]) -> list[str]:
     return [f"  {d['plan']}:{p['line']}: {p['message']}" for p in d["problems"]]
 
 
-def human_launch(d: dict[str, Any]) -> str:
+def human_launch(d: dict[str, Any], exp: Path | str = ".") -> str:
     lines = [
         f"executor: {d['executor']}" + (" (dry run: nothing submitted)" if d["dry_run"] else "")
     ]
@@ -47,10 +54,15 @@ def human_launch(d: dict[str, Any]) -> str:
         lines.append(
             f"ETA: all submitted runs done by {eta['all_done_by']} at the latest (time limits)"
         )
+    if d.get("held"):
+        lines.append(
+            f"held back (failed before for a lasting reason): {', '.join(d['held'])}; "
+            "see the reason above"
+        )
     if d["preflight"]["problems"]:
         lines.append("nothing was submitted: fix the problems above and run launch again")
     elif not d["dry_run"]:
-        lines.append("next: `trainwright runs monitor --follow`")
+        lines.append(f"next: `trainwright runs monitor {_q(exp)} --follow`")
     return "\n".join(lines)
 
 
@@ -116,17 +128,18 @@ def human_validate(d: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def human_setup_dirs(d: dict[str, Any]) -> str:
+def human_setup_dirs(d: dict[str, Any], exp: Path | str = ".") -> str:
     verb = "would create" if d["dry_run"] else "created"
     lines = [f"  {verb} {p}" for p in d["created"]]
     lines += [f"  exists  {p}" for p in d["existing"]]
     lines.append(
-        "next: `trainwright runs configs` (torchtune: `trainwright runs torchtune-configs`)"
+        f"next: `trainwright runs configs {_q(exp)}` (torchtune: `trainwright runs "
+        f"torchtune-configs {_q(exp)}`)"
     )
     return "\n".join(lines)
 
 
-def human_configs(d: dict[str, Any]) -> str:
+def human_configs(d: dict[str, Any], exp: Path | str = ".") -> str:
     lines = []
     for c in d["configs"]:
         where = c.get("config") or c["run"]
@@ -136,11 +149,11 @@ def human_configs(d: dict[str, Any]) -> str:
         )
         lines.append(f"  {c['action']:<9} {where}{why}{extra}")
     lines += [f"  problem: {p}" for p in d["problems"]]
-    lines.append("next: `trainwright runs slurm-scripts`")
+    lines.append(f"next: `trainwright runs slurm-scripts {_q(exp)}`")
     return "\n".join(lines)
 
 
-def human_scripts(d: dict[str, Any]) -> str:
+def human_scripts(d: dict[str, Any], exp: Path | str = ".") -> str:
     lines = []
     for r in [*d["runs"], *d["sweeps"]]:
         if r["action"] == "skipped":
@@ -161,5 +174,8 @@ def human_scripts(d: dict[str, Any]) -> str:
             "qlora or activation checkpointing, or more GPUs, then write the configs again"
         )
     else:
-        lines.append("next: `trainwright runs launch --dry-run`, then `trainwright runs launch`")
+        lines.append(
+            f"next: `trainwright runs launch {_q(exp)} --dry-run`, then "
+            f"`trainwright runs launch {_q(exp)}`"
+        )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ captions). Adding, removing or editing any of them afterwards makes the GO stale
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from trainwright.errors import TrainwrightError
 from trainwright.state.content_hash import content_hash
 from trainwright.state.gates import GO, NO_GO, GateResult
 from trainwright.state.grimoire import Grimoire
+from trainwright.state.hints import shown_path
 
 
 @dataclass
@@ -39,8 +41,8 @@ def intent(g: Grimoire, project: str) -> Intent:
     raw = top.get("Dataset folder")
     if not raw:
         raise TrainwrightError(
-            f"intent.md of '{project}' names no dataset folder: run "
-            f'trainwright grimoire set intent --project {project} "Dataset folder=PATH"'
+            f"intent.md of '{project}' names no dataset folder: record the folder of images as "
+            f"Dataset folder (see: trainwright grimoire set intent --project {project} --help)"
         )
     folder = g.resolve(raw)
     check_folder(folder)
@@ -128,7 +130,8 @@ def check(g: Grimoire, project: str) -> GateResult:
     if not it.trigger:
         block(
             "intent.md has no trigger word",
-            f'choose one: trainwright grimoire set intent --project {project} "Trigger word=WORD"',
+            "choose one with the person, then record it as Trigger word "
+            f"(see: trainwright grimoire set intent --project {project} --help)",
         )
     for key, what in (
         ("missing", "images have no caption"),
@@ -140,16 +143,19 @@ def check(g: Grimoire, project: str) -> GateResult:
         n = caps.issues.get(key, 0)
         if n:
             fix = (
-                f"trainwright captions apply {it.folder} --trigger {it.trigger}"
+                f"trainwright captions apply {shown_path(it.folder)} --trigger "
+                f"{shlex.quote(it.trigger or '')}"
                 if key == "missing-trigger"
-                else f"fix the {ext} captions (see: trainwright captions check {it.folder})"
+                else f"fix the {ext} captions (see: trainwright captions check "
+                f"{shown_path(it.folder)})"
             )
             block(f"{n} {what}", fix)
     dup_files = sum(len(c["drop"]) for c in dj["clusters"])
     if dj["clusters"]:
         block(
             f"{len(dj['clusters'])} groups of duplicates ({dup_files} extra copies)",
-            f"review them (trainwright dedup {it.folder} --sheet dups.png) and move the extra "
+            f"review them (trainwright dedup {shown_path(it.folder)} --sheet dups.png) and move "
+            "the extra "
             "copies out with --quarantine",
         )
     usable = s["ok"] - dup_files
