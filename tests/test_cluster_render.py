@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, assert_one_line_error, run_cli
+from trainwright.backends.tiny_model.data import write_example_dataset
 from trainwright.cluster.checks import load_plan
 from trainwright.cluster.generate import Settings, write_scripts
 from trainwright.cluster.render import checkpoint_glob, sbatch_line
@@ -156,6 +157,7 @@ def test_names_and_paths_with_quotes_and_substitutions_are_not_executed(tmp_path
     exp = tmp_path / EVIL_EXPERIMENT
     exp.mkdir()
     (exp / "runs_plan.md").write_text(_evil_plan(EVIL_RUN))
+    write_example_dataset(exp / "data", count=2, size=32)  # pre-flight reads it, as the trainer
     assert run_cli("runs", "setup-dirs", str(exp)).returncode == 0
     assert run_cli("runs", "configs", str(exp)).returncode == 0
     # /bin/true as the interpreter: the script runs for real, the trainer returns at once.

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from helpers import assert_one_line_error, run_cli
+from trainwright.backends.tiny_model.data import write_example_dataset
 from trainwright.cluster.checks import load_plan
 from trainwright.cluster.configs import write_configs
 from trainwright.cluster.dirs import setup_dirs
@@ -39,6 +40,7 @@ def ready(tmp_path: Path) -> Path:
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "runs_plan.md").write_text(PLAN)
+    write_example_dataset(exp / "data", count=2, size=32)  # pre-flight reads it, as the trainer
     scaffold(exp)
     plan = load_plan(exp)
     setup_dirs(exp, plan)

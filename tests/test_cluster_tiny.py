@@ -1,8 +1,10 @@
 """A plan of three runs of the embedded tiny trainer, on the real SLURM cluster and without it.
 
-One run trains, one fails (its dataset folder is missing), one runs out of memory (the tiny
-trainer's `memory_limit_mb` caps its address space, so the allocator fails for real) until its
-batch is small enough.
+One run trains, one fails (its dataset folder is missing: the pre-flight check refuses it; then
+its base model file is damaged, which only loading shows: it fails for real, and a relaunch holds
+it back because nothing it reads changed), one runs out of memory (the tiny trainer's
+`memory_limit_mb` caps its address space, so the allocator fails for real) until its batch is
+small enough.
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ def experiment(tmp_path: Path) -> Path:
     return exp
 
 
+def damage_model(exp: Path) -> None:
+    """`broken` gets its dataset back and a base model file that exists but does not load."""
+    bad = exp / "damaged.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
+    path = exp / "broken" / "finetune.yaml"
+    text = path.read_text().replace(str(exp / "no-such-data"), str(exp / "data"))
+    path.write_text(text.replace("base_model: bundled", f"base_model: {bad}"))
+
+
 def scripts(exp: Path, env: dict[str, str] | None = None) -> None:
     args = ["slurm-scripts", str(exp), "--cpus", "1", "--mem", "1G", "--time", "10"]
     proc = run_cli("runs", *args, env=env)
@@ -85,6 +96,12 @@ def config(exp: Path, run: str) -> dict:
 def test_three_tiny_runs_on_slurm(slurm_cluster: SlurmCluster, experiment: Path) -> None:
     env = slurm_cluster.env
     scripts(experiment, env)
+    refused = run_cli("runs", "launch", str(experiment), "--json", env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    problems = json.loads(refused.stdout)["preflight"]["problems"]
+    assert any("'broken'" in p and "no-such-data" in p for p in problems), problems
+    assert json.loads(refused.stdout)["submitted"] == {}
+    damage_model(experiment)
     first = run_cli("runs", "launch", str(experiment), "--json", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     submitted = json.loads(first.stdout)["submitted"]
@@ -107,8 +124,9 @@ def test_three_tiny_runs_on_slurm(slurm_cluster: SlurmCluster, experiment: Path)
     assert good["progress"]["step"] == good["progress"]["total_steps"] == 1
     assert list((experiment / "good" / "checkpoints").glob("good-epoch-*.safetensors"))
     broken = st["broken"]
-    assert broken["state"] == "FAILED" and broken["exit_code"].startswith("4")
-    assert "no-such-data" in broken["reason"]
+    assert broken["state"] == "FAILED" and broken["exit_code"].startswith("3")
+    assert "damaged.safetensors" in broken["reason"]
+    assert broken["lasting_failure"]["kind"] == "model"
     oom = st["oom"]
     assert oom["state"] == "COMPLETED", oom
     assert oom["oom_retries"] == 1
@@ -123,6 +141,12 @@ def test_three_tiny_runs_on_slurm(slurm_cluster: SlurmCluster, experiment: Path)
     assert "can't allocate memory" in Path(oom["attempts"][0]["log"]).read_text()
 
     third = run_cli("runs", "launch", str(experiment), "--json", env=env)
+    assert third.returncode == 1, third.stderr  # broken is held back: it would fail the same way
+    out = json.loads(third.stdout)
+    actions = {d["run"]: d["action"] for d in out["decisions"]}
+    assert actions == {"base": "skip", "good": "skip", "broken": "hold", "oom": "skip"}
+    assert out["submitted"] == {} and out["held"] == ["broken"]
+    third = run_cli("runs", "launch", str(experiment), "--retry", "--json", env=env)
     out = json.loads(third.stdout)
     actions = {d["run"]: d["action"] for d in out["decisions"]}
     assert actions == {"base": "skip", "good": "skip", "broken": "resume", "oom": "skip"}
@@ -139,6 +163,13 @@ def test_three_tiny_runs_without_slurm(experiment: Path, tmp_path: Path) -> None
     env = {"PATH": str(empty)}  # no sbatch, nothing else either: the script needs only bash
     scripts(experiment, env)
     # `good` is the same path as on SLURM; leaving it out keeps the test short.
+    refused = run_cli("runs", "launch", str(experiment), "--only", "broken,oom", "--json", env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    out = json.loads(refused.stdout)
+    assert any("'broken'" in p and "no-such-data" in p for p in out["preflight"]["problems"])
+    assert out["submitted"] == {} and "final" not in out
+    assert not list(experiment.glob("*/logs/*.out")), "a run started although pre-flight failed"
+    damage_model(experiment)
     proc = run_cli("runs", "launch", str(experiment), "--only", "broken,oom", "--json", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout)
@@ -151,7 +182,8 @@ def test_three_tiny_runs_without_slurm(experiment: Path, tmp_path: Path) -> None
     }
     st = runs(experiment)
     assert st["oom"]["job_id"].startswith("local-") and st["oom"]["executor"] == "local"
-    assert "no-such-data" in st["broken"]["reason"]
+    assert "damaged.safetensors" in st["broken"]["reason"]
+    assert st["broken"]["lasting_failure"]["kind"] == "model"
     assert [a["batch_size"] for a in st["oom"]["attempts"]] == [2]
     assert st["oom"]["attempts"][0]["state"] == "OUT_OF_MEMORY"
     assert st["oom"]["oom_retries"] == 1 and st["oom"]["batch_size"] == 1
@@ -160,3 +192,14 @@ def test_three_tiny_runs_without_slurm(experiment: Path, tmp_path: Path) -> None
     assert monitor.returncode == 1
     table = {r["run"]: r["state"] for r in json.loads(monitor.stdout)["runs"]}
     assert table == out["final"]
+    # A relaunch does not run `broken` again while nothing it reads changed; --retry does.
+    again = run_cli("runs", "launch", str(experiment), "--only", "broken", "--json", env=env)
+    assert again.returncode == 1, again.stderr
+    held = json.loads(again.stdout)
+    assert held["held"] == ["broken"] and held["submitted"] == {} and "final" not in held
+    assert "model" in held["decisions"][0]["reason"]
+    retry = run_cli(
+        "runs", "launch", str(experiment), "--only", "broken", "--retry", "--dry-run", "--json",
+        env=env,
+    )
+    assert retry.returncode == 0 and json.loads(retry.stdout)["decisions"][0]["action"] == "resume"

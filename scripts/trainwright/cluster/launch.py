@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from trainwright.cluster import lifecycle, local, monitor, slurm, states
+from trainwright.cluster import inputs, lifecycle, local, monitor, slurm, states
 from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, read_config
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.generate import job_name, sweep_script
@@ -27,7 +27,7 @@ from trainwright.errors import TrainwrightError
 @dataclass
 class Decision:
     run: PlannedRun
-    action: str  # submit | resume | skip
+    action: str  # submit | resume | skip | adopt | hold (failed for a lasting reason)
     reason: str
     sweep: str | None = None
 
@@ -58,6 +58,7 @@ def check_config(run: PlannedRun, config_path: Path) -> list[str]:
         config = read_config(config_path)
     except TrainwrightError as exc:
         return [str(exc)]
+    problems += inputs.problems(run, config, config_path)
     keys = adapter(run.backend).batch_keys
     for key in keys:
         value = config.get(key)
@@ -123,7 +124,12 @@ def preflight(
 
 
 def decide(
-    plan: Plan, runs: list[PlannedRun], data: dict[str, Any], live_names: dict[str, str]
+    plan: Plan,
+    runs: list[PlannedRun],
+    data: dict[str, Any],
+    live_names: dict[str, str],
+    experiment_dir: Path | None = None,
+    retry: bool = False,
 ) -> list[Decision]:
     decisions = []
     for run in runs:
@@ -144,6 +150,8 @@ def decide(
             )
         elif state == states.PLANNED:
             decisions.append(Decision(run, "submit", "planned", run.sweep))
+        elif state in states.UNFINISHED and entry.get("lasting_failure"):
+            decisions.append(_after_lasting(run, entry, state, experiment_dir, retry))
         elif state in states.UNFINISHED:
             decisions.append(
                 Decision(run, "resume", f"ended {state}: again, from its last checkpoint")
@@ -152,6 +160,34 @@ def decide(
             decisions.append(Decision(run, "skip", f"state {state}: left alone"))
     _group_sweeps(plan, decisions)
     return decisions
+
+
+def _after_lasting(
+    run: PlannedRun, entry: dict[str, Any], state: str, experiment_dir: Path | None, retry: bool
+) -> Decision:
+    """A run that failed for a reason a second try does not change (its dataset, model, config,
+    a package): held until what it reads changed, or --retry says the cause was fixed elsewhere."""
+    lasting = entry["lasting_failure"]
+    why = f"ended {state} ({lasting.get('kind')}: {entry.get('reason') or 'see its log'})"
+    if retry:
+        return Decision(run, "resume", f"{why}; again because --retry says the cause is fixed")
+    changed = True
+    if experiment_dir is not None:
+        config_path = run_dir(experiment_dir, run.name) / CONFIG_NAME
+        try:
+            config = read_config(config_path)
+        except TrainwrightError:
+            config = {}
+        changed = inputs.fingerprint(run, config_path, config) != lasting.get("inputs")
+    if changed:
+        return Decision(run, "resume", f"{why}; again, because its config or data changed since")
+    return Decision(
+        run,
+        "hold",
+        f"{why}; not resubmitted: nothing it reads changed since, so it would fail the same way."
+        " Fix the cause, then launch again (--retry if the fix was outside its config and data,"
+        " e.g. an installed package)",
+    )
 
 
 def _group_sweeps(plan: Plan, decisions: list[Decision]) -> None:
@@ -193,6 +229,7 @@ def launch(
     dry_run: bool = False,
     validate: bool = False,
     force_local: bool = False,
+    retry: bool = False,
 ) -> dict[str, Any]:
     experiment_dir = Path(experiment_dir)
     for name in only:
@@ -213,13 +250,15 @@ def launch(
             report["events"] = monitor.refresh(experiment_dir, data, plan, resubmit=not dry_run)
         live = slurm.live_jobs() if use_slurm else {}
         live_names = {j.name: j.job_id for j in live.values() if j.name}
-        decisions = decide(plan, runs, data, live_names)
+        decisions = decide(plan, runs, data, live_names, experiment_dir, retry)
         report["decisions"] = [d.as_dict() for d in decisions]
         todo = [d for d in decisions if d.action in ("submit", "resume")]
         pf = preflight(experiment_dir, plan, [d.run for d in todo], use_slurm, validate)
         report["preflight"] = {"problems": pf.problems, "notes": pf.notes}
+        held = [d.run.name for d in decisions if d.action == "hold"]
+        report["held"] = held
         if pf.problems or dry_run:
-            report["ok"] = not pf.problems
+            report["ok"] = not pf.problems and not held
             return report
         for d in decisions:
             if d.action == "adopt":
@@ -245,7 +284,7 @@ def launch(
         report["final"] = {
             name: e.get("state") for name, e in read_status(experiment_dir)["runs"].items()
         }
-    report["ok"] = True
+    report["ok"] = not held
     return report
 
 

@@ -57,7 +57,7 @@ def start_attempt(
         past = {k: entry.get(k) for k in ATTEMPT_KEYS if entry.get(k) is not None}
         past["state"] = entry.get("state")
         entry.setdefault("attempts", []).append(past)
-    for key in ("exit_code", "ended", "started", "reason", "progress", "pid"):
+    for key in ("exit_code", "ended", "started", "reason", "progress", "pid", "lasting_failure"):
         entry.pop(key, None)
     entry.update(
         {
@@ -139,6 +139,30 @@ def finish(entry: dict[str, Any], state: str, exit_code: Any = None, reason: Any
     if reason:
         entry["reason"] = str(reason)
     entry.pop("pid", None)
+
+
+def note_lasting(
+    experiment_dir: Path, run: PlannedRun, entry: dict[str, Any], log_text: str, code: Any
+) -> None:
+    """After a failure: when its cause lasts (dataset, model, config, package, driver), record
+    its kind and a fingerprint of what the run reads, so a relaunch can tell if it changed."""
+    from trainwright.cluster import inputs, joblog
+
+    kind = inputs.lasting_kind(
+        joblog.trainer_output(joblog.last_attempt(log_text)), joblog.exit_number(code)
+    )
+    if kind is None:
+        entry.pop("lasting_failure", None)
+        return
+    config_path = run_dir(experiment_dir, run.name) / CONFIG_NAME
+    try:
+        config = read_config(config_path)
+    except TrainwrightError:
+        config = {}
+    entry["lasting_failure"] = {
+        "kind": kind,
+        "inputs": inputs.fingerprint(run, config_path, config),
+    }
 
 
 def shrink_after_oom(

@@ -105,6 +105,7 @@ def run_locally(
                         entry["reason"] = retry
                 else:
                     lifecycle.finish(entry, states.FAILED, code, joblog.failure_reason(text, code))
+                    lifecycle.note_lasting(experiment_dir, run, entry, text, code)
                 event = {
                     "run": run.name,
                     "to": entry["state"],

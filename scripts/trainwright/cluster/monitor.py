@@ -108,6 +108,8 @@ def _settle(
     elif state == states.FAILED and text:
         reason = joblog.failure_reason(text, joblog.exit_number(info.exit_code))
     lifecycle.finish(entry, state, info.exit_code, reason)
+    if state == states.FAILED and text and run is not None:
+        lifecycle.note_lasting(experiment_dir, run, entry, text, info.exit_code)
     if info.end and info.end not in ("Unknown", "None"):
         entry["ended"] = info.end
     return {"run": name, "from": old, "to": state, "reason": entry.get("reason")}

@@ -238,14 +238,16 @@ def read_table(
 def missing_columns(
     lines: list[str], entries: list[Entry], defaults: set[str], problems: list[Problem]
 ) -> None:
-    """A required column absent from a table (and not given under Defaults): one problem."""
+    """A required column absent from a table's header (and not given under Defaults): one
+    problem. A row with fewer cells is not a missing column: read_table reports the row."""
     reported: set[tuple[int, str]] = set()
     for entry in entries:
         if not entry.table:
             continue
         header = header_line(lines, entry.line)
+        present = {column_for(h) for h in split_row(lines[header - 1])}
         for col in REQUIRED:
-            if col not in entry.cells and col not in defaults and (header, col) not in reported:
+            if col not in present and col not in defaults and (header, col) not in reported:
                 reported.add((header, col))
                 problems.append(
                     Problem(
