@@ -19,6 +19,7 @@ import yaml
 
 from helpers import assert_one_line_error, run_cli
 from support.slurm_cluster import SlurmCluster
+from trainwright.backends.tiny_model.data import write_example_dataset
 from trainwright.cluster import slurm, states
 
 pytestmark = pytest.mark.slurm
@@ -54,6 +55,7 @@ def prepare(
     exp = root / name
     exp.mkdir()
     (exp / "runs_plan.md").write_text(plan_text(runs, sweep))
+    write_example_dataset(exp / "data", count=2, size=32)  # pre-flight reads it, as the trainer
     trainer = root / "fake-trainer.sh"
     trainer.write_text(FAKE_TRAINER)
     trainer.chmod(0o755)

@@ -306,7 +306,7 @@ NUMBERS = [
         [*V, "--batch", "1", "--vram", "24", "--json"],
         check=lambda r: _expect(_strict_json(r), fits=True),
     ),  # fmt: skip
-    _num("gate-number-9", "state", ["gate", "check", "t1", "--gate", "9"], "--gate"),
+    _num("gate-number-9", "state", ["gate", "check", "t1", "--gate", "9"], "no gate 9"),
     _num("dry-run-steps-0", "run", ["dry-run", "t1", "--steps", "0"], "--steps"),
     _num(
         "launch-hang-timeout-inf",
@@ -334,7 +334,7 @@ NUMBERS = [
         "--seed",
     ),  # fmt: skip
     _num("register-weight-nan", "evaluate", ["register", "t1", "--weight", "nan"], "--weight"),
-    _num("ticket-stage-99", "workflow", ["ticket", "advance", "x", "--to", "99"], "--to"),
+    _num("ticket-stage-unicode", "workflow", ["ticket", "advance", "x", "--to", "٩"], "--to"),
     _num("runs-plan-runs-0", "cluster", ["runs", "plan", "exp", "--runs", "0"], "--runs"),
     _num("captions-sample-n-unicode", "dataset", ["captions", "sample", ".", "٣"], "digits 0-9"),
     _num("audit-min-side-nan", "dataset", ["audit", ".", "--min-side", "nan"], "--min-side"),

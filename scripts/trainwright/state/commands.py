@@ -213,7 +213,7 @@ def gate_group() -> None:
 
 @gate_group.command("check")
 @click.argument("project")
-@click.option("--gate", "number", type=Int(1, 4), required=True, help="Gate number, 1 to 4.")
+@click.option("--gate", "number", type=Int(), required=True, help="Gate number, 1 to 4.")
 @json_option
 @click.pass_context
 def gate_check_cmd(ctx: click.Context, project: str, number: int, as_json: bool) -> int:

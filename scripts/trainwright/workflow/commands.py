@@ -218,7 +218,7 @@ def status_cmd(ctx: click.Context, name: str | None, as_json: bool) -> int:
 @click.argument("name")
 @click.argument("status", metavar="STATUS")
 @click.option(
-    "--stage", type=Int(0, 8), help="The stage whose gate to set (must be the current one)."
+    "--stage", type=Int(), help="The stage whose gate to set (must be the current one)."
 )
 @click.option(
     "--evidence",
@@ -248,7 +248,7 @@ def gate_cmd(
 
 @ticket_group.command("advance")
 @click.argument("name")
-@click.option("--to", "to", type=Int(0, 8), required=True, help="The next stage (current + 1).")
+@click.option("--to", "to", type=Int(), required=True, help="The next stage (current + 1).")
 @json_option
 @click.pass_context
 def advance_cmd(ctx: click.Context, name: str, to: int, as_json: bool) -> int:
@@ -263,7 +263,7 @@ def advance_cmd(ctx: click.Context, name: str, to: int, as_json: bool) -> int:
 @click.option(
     "--from",
     "frm",
-    type=Int(0, 8),
+    type=Int(),
     required=True,
     help="The current stage, where the problem showed.",
 )
