@@ -56,7 +56,12 @@ class Number(click.ParamType):
         return kind + (", " + " and ".join(parts) if parts else "")
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        flag = (param.opts[0] if param.opts else param.human_readable_name) if param else "value"
+        if param is None:
+            flag = "value"
+        elif isinstance(param, click.Argument) or not param.opts:
+            flag = param.human_readable_name
+        else:
+            flag = param.opts[0]
         refusal = TrainwrightError(f"{flag} must be {self.describe()}; got {value!r}")
         if isinstance(value, bool):
             raise refusal
