@@ -447,6 +447,22 @@ def _short_row(p: Path) -> list[str]:
     return ["runs", "validate", "exp"]
 
 
+def _plan_cell(column: str, value: str) -> Callable[[Path], list[str]]:
+    def setup(p: Path) -> list[str]:
+        (p / "exp").mkdir()
+        text = PLAN.format(dataset="data").replace("| r2 | tiny | lora |\n", "")
+        text = text.replace("| GPUs |\n|---|", f"| GPUs | {column} |\n|---|---|")
+        (p / "exp" / "runs_plan.md").write_text(text.replace("| cpu |", f"| cpu | {value} |"))
+        return ["runs", "validate", "exp"]
+
+    return setup
+
+
+def _plan_cell_case(cid: str, column: str, value: str, fragment: str) -> Case:
+    return Case(cid, "cluster", "silent-nonsense", "refused", setup=_plan_cell(column, value),
+                check=_out(f"{column} ", fragment))  # fmt: skip
+
+
 def _experiment(dataset: Callable[[Path], None] | None) -> Callable[[Path], list[str]]:
     """A tiny experiment ready to launch (dirs, configs, scripts) whose dataset is `dataset`."""
 
@@ -521,6 +537,13 @@ OTHERS = [
             absent=("column 'Dataset' is missing", "column 'GPUs' is missing"),
         ),
     ),  # fmt: skip
+    _plan_cell_case("plan-lr-nan", "Learning rate", "nan", "'nan' is not a number"),
+    _plan_cell_case("plan-lr-inf", "Learning rate", "inf", "'inf' is not a number"),
+    _plan_cell_case("plan-lr-huge", "Learning rate", "1e300", "at most"),
+    _plan_cell_case("plan-rank-huge", "LoRA rank", "99999999", "at most 4096"),
+    _plan_cell_case("plan-epochs-zero", "Epochs", "0", "at least 1"),
+    _plan_cell_case("plan-seed-unicode", "Seed", "١٢", "not a whole number"),
+    _plan_cell_case("plan-batch-negative", "Batch size", "-4", "at least 1"),
     Case(
         "runs-launch-dataset-missing",
         "cluster",

@@ -6,6 +6,8 @@ Parsing never stops at the first problem: every problem is collected with its li
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -365,23 +367,41 @@ def _params(row: _Row) -> dict[str, Any]:
     return params
 
 
+# The largest value that still means something (a cell beyond it is a typo, not a plan).
+MAXIMA: dict[str, float] = {
+    "epochs": 100_000,
+    "max_steps": 1_000_000_000,
+    "batch_size": 65_536,
+    "gradient_accumulation_steps": 65_536,
+    "lora_rank": 4096,
+    "max_seq_len": 4_194_304,
+    "seed": 2**63 - 1,
+    "learning_rate": 10.0,
+    "lora_alpha": 65_536,
+}
+_WHOLE = re.compile(r"[+-]?[0-9][0-9_]*", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _param(col: str, raw: str) -> Any:
     if col == "packed":
         return _bool(raw)
     if col in INT_PARAMS or col == "seed":
-        try:
-            value = int(raw.replace("_", ""))
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a whole number") from None
+        if not _WHOLE.fullmatch(raw.strip()) or len(raw) > 40:
+            raise ValueError(f"{raw!r} is not a whole number (digits 0-9)")
+        value = int(raw.replace("_", ""))
         if col != "seed" and value < 1:
             raise ValueError(f"is {value}; it must be at least 1")
-        return value
-    try:
+        if col == "seed" and value < 0:
+            raise ValueError(f"is {value}; it must be 0 or more")
+    else:
+        if not _DECIMAL.fullmatch(raw.strip()):
+            raise ValueError(f"{raw!r} is not a number (digits 0-9)")
         value = float(raw)
-    except ValueError:
-        raise ValueError(f"{raw!r} is not a number") from None
-    if value <= 0:
-        raise ValueError(f"is {raw}; it must be above 0")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"is {raw}; it must be a finite number above 0")
+    if value > MAXIMA[col]:
+        raise ValueError(f"is {raw}; it must be at most {MAXIMA[col]:g}")
     return value
 
 
