@@ -320,3 +320,19 @@ def test_runs_monitor_json_is_strict_on_a_recorded_nan_loss(experiment: Path) ->
     proc = run_cli("runs", "monitor", str(experiment), "--json", env={"PATH": "/nonexistent"})
     out = strict(proc.stdout)
     assert any(item["value"] == "nan" for item in out["non_finite"]), out
+
+
+def test_only_the_json_emitter_prints_json() -> None:
+    """Every command's --json goes through output.emit (strict: no NaN); a command that printed
+    json.dumps itself would bypass it."""
+    import re
+
+    scripts = Path(__file__).resolve().parent.parent / "scripts" / "trainwright"
+    printing = re.compile(r"(echo|print|write)\(\s*json\.dumps\(")
+    allowed = {"output.py", "remote_probe.py", "make_weights.py"}  # not CLI output
+    found = [
+        str(p.relative_to(scripts))
+        for p in scripts.rglob("*.py")
+        if p.name not in allowed and printing.search(p.read_text(encoding="utf-8"))
+    ]
+    assert found == [], found

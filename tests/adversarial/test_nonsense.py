@@ -206,6 +206,8 @@ STATE = [
         expect="correct",
         may_change=(f"{T1}/eval.md",),
     ),  # fmt: skip
+    _set_case("set-status-empty", "status", "Status=", check=_err("Status")),
+    _set_case("set-trigger-two-words", "intent", "Trigger word=two words"),
     _set_case("set-weight-nan", "eval", "Recommended weight=.nan", check=_err("finite")),
     _set_case("set-weight-inf", "eval", "Recommended weight=.inf"),
     _set_case("set-images-unicode-digits", "dataset-report", "Images=١٢", section="Summary"),
