@@ -124,6 +124,16 @@ def test_registered_matchers_cover_the_write_tools() -> None:
     assert os.access(REPO / ".claude" / "hooks" / "edit-lock.sh", os.X_OK)
 
 
+def test_the_bash_tools_are_bracketed_by_a_registered_post_hook() -> None:
+    plugin = json.loads((REPO / ".claude-plugin" / "hooks.json").read_text())
+    for config in (SETTINGS, CODEX, plugin):
+        post = config["hooks"]["PostToolUse"]
+        hits = [h for e in post if re.fullmatch(e["matcher"], "Bash") for h in e["hooks"]]
+        assert len(hits) == 1 and "edit-lock.sh" in hits[0]["command"], post
+        assert hits[0]["timeout"] >= 30
+    assert any(re.fullmatch(e["matcher"], "shell") for e in CODEX["hooks"]["PostToolUse"])
+
+
 def test_no_active_ticket_means_no_lock(project: Path) -> None:
     for ev in file_events(project, str(project / "src" / "train.py")):
         assert_allowed(run_hook(project, ev))
