@@ -69,7 +69,7 @@ def supervisor_command(
         "-m",
         "trainwright.run.supervisor",
         "--grimoire",
-        str(g.root.resolve()),
+        str(g.root),  # absolute already; not resolved, so a symlinked project keeps its path
         "--project",
         project,
         "--max-retries",
