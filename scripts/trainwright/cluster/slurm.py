@@ -53,6 +53,7 @@ def _run(args: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedPr
             [exe, *args[1:]],
             capture_output=True,
             text=True,
+            errors="replace",  # a scheduler's stray bytes must not crash the poll
             timeout=TIMEOUT_S,
             cwd=cwd,
             check=False,

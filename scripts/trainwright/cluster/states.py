@@ -44,7 +44,8 @@ KNOWN = LIVE | UNFINISHED | {PLANNED, SKIPPED, COMPLETED, "SPECIAL_EXIT"}
 
 
 def normalize(raw: str) -> str:
-    """`CANCELLED by 0` -> CANCELLED; `OUT_OF_ME+` (cut by sacct) -> OUT_OF_MEMORY."""
+    """`CANCELLED by 0` -> CANCELLED; `OUT_OF_ME+` (cut by sacct) -> OUT_OF_MEMORY; a word
+    SLURM does not use -> UNKNOWN (still live), so garbage never ends a run."""
     word = raw.strip().split()[0].upper() if raw.strip() else "UNKNOWN"
     word = word.rstrip("+")
     if word in KNOWN:
@@ -52,7 +53,7 @@ def normalize(raw: str) -> str:
     for state in sorted(KNOWN):
         if state.startswith(word) and len(word) >= 4:
             return state
-    return word
+    return "UNKNOWN"
 
 
 def is_live(state: str) -> bool:
