@@ -317,6 +317,7 @@ def test_codex_gets_the_post_decision_as_json(project: Path) -> None:
     assert (project / "src" / "a.py").read_text().startswith("import sys")
 
 
+@pytest.mark.slow
 def test_a_source_set_of_10000_files_is_bracketed(tmp_path: Path) -> None:
     root = tmp_path / "big"
     assert run_cli("init", str(root)).returncode == 0
