@@ -36,7 +36,14 @@ def test_demo_runs_the_whole_path(tmp_path: Path) -> None:
         "register",
     ):
         assert step in commands, step
+    # Run as a person runs it: from the project root, --grimoire at its default, the dataset
+    # folder typed relative to the root (the demo once passed only because of absolute paths).
+    for step in summary["steps"]:
+        assert "--grimoire" not in step["command"], step
+        assert str(root) not in step["command"], step
     g = Grimoire(root / "grimoire")
+    _, intent = g.read("intent", "exstyle")
+    assert intent["sections"][""]["Dataset folder"] == "dataset"
     _, status = g.read("status", "exstyle")
     assert status["sections"][""]["Status"] == "COMPLETE"
     assert set(status["sections"]["Gates"].values()) == {"GO"}

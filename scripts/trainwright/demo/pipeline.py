@@ -22,6 +22,7 @@ from trainwright.demo.dataset import TRIGGER, make_demo_dataset
 from trainwright.errors import TrainwrightError
 
 PROJECT = "exstyle"
+DATASET = "dataset"  # relative to the project root, as typed
 # Small and quick: 64 px, a handful of epochs; enough for the LoRA's effect to show in the grid.
 CONFIG_OVERRIDES = ("resolution=64", "epochs=8", "batch_size=4", "save_every_n_epochs=4")
 
@@ -42,10 +43,12 @@ class Demo:
 
     @property
     def dataset(self) -> Path:
-        return self.root / "dataset"
+        return self.root / DATASET
 
     def run(self, *args: str, expect: tuple[int, ...] = (0,), quiet: bool = False) -> str:
-        cmd = ["trainwright", "--grimoire", str(self.grimoire), *args]
+        """`trainwright ARGS` as a person types it: from the project root, --grimoire at its
+        default, paths relative to the root."""
+        cmd = ["trainwright", *args]
         shown = "trainwright " + " ".join(shlex.quote(a) for a in args)
         self.say(f"\n$ {shown}")
         start = time.monotonic()
@@ -85,7 +88,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     t0 = time.monotonic()
 
     d.narrate("Install the pack and make an example dataset with planted problems")
-    d.run("init", str(root), quiet=True)
+    d.run("init", ".", quiet=True)
     planted = make_demo_dataset(d.dataset)
     say(
         f"  {len(list(d.dataset.glob('*.*')))} files in {d.dataset}: painted pictures, plus a near"
@@ -104,14 +107,14 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
         "Type=style",
         "Base model=tiny",
         f"Trigger word={TRIGGER}",
-        f"Dataset folder={d.dataset}",
+        f"Dataset folder={DATASET}",
         "Description=a painterly style on flat colour fields",
     )
 
     d.narrate("Phases 2-6: audit, duplicates, captions, then Gate 1")
-    d.run("audit", str(d.dataset), "--min-side", "64", "--project", PROJECT, expect=(0, 1))
-    d.run("dedup", str(d.dataset), "--project", PROJECT, expect=(0, 1))
-    d.run("captions", "check", str(d.dataset), "--project", PROJECT, expect=(0, 1))
+    d.run("audit", DATASET, "--min-side", "64", "--project", PROJECT, expect=(0, 1))
+    d.run("dedup", DATASET, "--project", PROJECT, expect=(0, 1))
+    d.run("captions", "check", DATASET, "--project", PROJECT, expect=(0, 1))
     first = d.json("gate", "check", PROJECT, "--gate", "1", expect=(0, 1))
     if first["decision"] != "NO-GO":
         raise DemoFailed("Gate 1 should have said NO-GO on the planted problems")
@@ -119,7 +122,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     say("\n".join(f"    - {r}" for r in first["reasons"]))
 
     d.narrate("Fix what Gate 1 found (each fix the person approves)")
-    d.run("dedup", str(d.dataset), "--quarantine", str(root / "quarantine"), expect=(0, 1))
+    d.run("dedup", DATASET, "--quarantine", "quarantine", expect=(0, 1))
     rejected = root / "rejected"
     rejected.mkdir()
     for bad in (planted.too_small, planted.corrupt):
@@ -138,7 +141,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
             }
         )
     )
-    d.run("captions", "apply", str(d.dataset), "--from", str(drafts), "--trigger", TRIGGER)
+    d.run("captions", "apply", DATASET, "--from", drafts.name, "--trigger", TRIGGER)
     second = d.json("gate", "check", PROJECT, "--gate", "1")
     say(f"  Gate 1: {second['decision']}")
 
@@ -182,7 +185,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     d.run("launch", PROJECT)
     d.run("monitor", PROJECT)
     ckpts = d.json("checkpoints", PROJECT)
-    lora = _final_checkpoint(ckpts)
+    lora = _final_checkpoint(ckpts).relative_to(root)  # as a person would type it
 
     d.narrate("Phase 11: the evaluation grid (one seed; only the LoRA weight changes)")
     grid = d.json("eval-grid", PROJECT, "--lora", str(lora), "--weights", "0,0.5,1.0,1.5")
@@ -193,7 +196,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     summary = {
         "root": str(root),
         "project": PROJECT,
-        "lora": str(lora),
+        "lora": str(root / lora),
         "grid": _grid_path(grid),
         "seconds": round(time.monotonic() - t0, 1),
         "steps": d.log,
