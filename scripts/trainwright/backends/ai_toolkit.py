@@ -34,7 +34,7 @@ FAMILIES = ("sd15", "sdxl", "sd3", "flux")
 OPTIMIZER_KEY = "ai-toolkit"
 ENV_DIR = "TRAINWRIGHT_AI_TOOLKIT_DIR"
 STEP_LINE = re.compile(
-    r"(?P<step>\d+)/(?P<total>\d+) \[.*?lr: (?P<lr>[0-9.e+-]+) loss: (?P<loss>[0-9.e+-]+)"
+    r"(?<!\d)(?P<step>\d+)/(?P<total>\d+) \[.*?lr: (?P<lr>[0-9.e+-]+) loss: (?P<loss>[0-9.e+-]+)"
 )
 
 

@@ -31,7 +31,8 @@ KINDS = ("image",)
 OPTIMIZER_KEY = "simpletuner"
 FAMILIES = {"sd15": "sd1x", "sdxl": "sdxl", "flux": "flux", "sd3": "sd3"}
 STEP_LINE = re.compile(
-    r"Epoch \d+/\d+, Steps:.*?(?P<step>\d+)/(?P<total>\d+).*?loss=(?P<loss>[0-9.e+-]+)"
+    r"Epoch \d+/\d+, Steps:.{0,200}?(?<!\d)(?P<step>\d+)/(?P<total>\d+).{0,200}?"
+    r"loss=(?P<loss>[0-9.e+-]+)"
 )
 
 

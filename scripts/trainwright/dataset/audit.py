@@ -247,6 +247,7 @@ def audit_folder(
     results: list[FileAudit] = []
     jobs: list[tuple[Path, str, int | None]] = []
     others: list[str] = []
+    special: list[str] = []  # FIFOs, sockets, devices: skipped, never opened
     captions = 0
     for e in entries:
         if e.kind == "link-loop":
@@ -261,10 +262,12 @@ def audit_folder(
             jobs.append((e.path, display(e.rel), min_side))
         elif e.kind == "caption":
             captions += 1
+        elif e.kind == "special":
+            special.append(display(e.rel))
         else:
             others.append(display(e.rel))
     if workers > 1 and len(jobs) >= 8:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
             for r in pool.map(_job, jobs, chunksize=4):
                 results.append(r)
                 if progress:
@@ -311,6 +314,7 @@ def audit_folder(
             "average_resolution": avg,
             "caption_files": captions,
             "other_files": others,
+            "special_files": special,
         },
     }
 
@@ -355,6 +359,11 @@ def plain_summary(report: dict[str, Any], limit: int = 5) -> list[str]:
             "No problems found; colour modes: "
             + ", ".join(f"{m} ({c})" for m, c in modes.items())
             + "."
+        )
+    if s.get("special_files"):
+        lines.append(
+            f"{len(s['special_files'])} entries are not regular files (FIFO, socket or device) "
+            "and were skipped without being opened: " + ", ".join(s["special_files"][:limit])
         )
     if s["other_files"]:
         lines.append(

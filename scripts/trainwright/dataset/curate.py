@@ -59,7 +59,7 @@ def collect(
 ) -> list[Features]:
     jobs = [(e.path, display(e.rel)) for e in walk(folder) if e.kind == "image"]
     if workers > 1 and len(jobs) >= 8:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
             out = []
             for f in pool.map(_job, jobs, chunksize=8):
                 out.append(f)

@@ -181,7 +181,7 @@ def hash_images(
             if progress:
                 progress(1)
         return out
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
         for res in pool.map(_job, jobs, chunksize=8):
             out.append(res)
             if progress:

@@ -34,7 +34,7 @@ MAX_PIXELS = 8192 * 8192
 class Entry:
     path: Path
     rel: str  # relative to the dataset folder, posix, lossless for odd bytes (surrogateescape)
-    kind: str  # "image", "caption", "other", "link-loop", "unreadable-dir"
+    kind: str  # "image", "caption", "other", "link-loop", "unreadable-dir", "special"
 
 
 def display(rel: str) -> str:
@@ -44,6 +44,10 @@ def display(rel: str) -> str:
 
 def check_folder(folder: Path) -> Path:
     if not folder.exists():
+        if folder.is_symlink():
+            raise TrainwrightError(
+                f"{folder}: a link that cannot be followed (it loops or its target is gone)"
+            )
         raise TrainwrightError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise TrainwrightError(f"{folder}: is a file, expected the dataset folder")
@@ -90,6 +94,8 @@ def walk(folder: Path, caption_exts: tuple[str, ...] = (".txt", ".caption")) -> 
                     "image" if ext in IMAGE_EXTS else "caption" if ext in caption_exts else "other"
                 )
                 yield Entry(p, _rel(p, folder), kind)
+            else:  # a FIFO, socket or device (or a link to one): never opened
+                yield Entry(p, _rel(p, folder), "special")
 
     yield from rec(folder)
 

@@ -86,16 +86,25 @@ class Registry:
 
     def rel(self, path: Path) -> str:
         try:
-            return path.resolve().relative_to(self.root).as_posix()
+            return _resolve(path).relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
+
+
+def _resolve(path: Path) -> Path:
+    """resolve() that survives a symlink loop (Python 3.11 raises RuntimeError): the folder
+    resolved, the looping name kept as it is."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return _resolve(path.parent) / path.name if path.parent != path else path
 
 
 def inside(root: Path, rel: str, what: str) -> Path:
     """`root/rel`, refusing anything that would land outside `root`."""
     if rel.startswith("~") or os.path.isabs(rel) or "\x00" in rel:
         raise TrainwrightError(f"{what} = {rel!r} must be relative to the project root {root}")
-    target = (root / rel).resolve()
+    target = _resolve(root / rel)
     if target != root and root not in target.parents:
         raise TrainwrightError(f"{what} = {rel!r} points outside the project root {root}")
     return target

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import asdict, dataclass
 
 from trainwright.run.logs.common import Point
@@ -55,15 +56,16 @@ def find_nan(points: list[Point]) -> Anomaly | None:
 
 def find_spikes(points: list[Point]) -> list[Anomaly]:
     out: list[Anomaly] = []
-    history: list[float] = []
+    window: deque[float] = deque(maxlen=SPIKE_WINDOW)
+    total = squares = 0.0  # running sums over the window: linear in the run's length
+    pushed = 0
     for p in points:
         if not _finite(p.loss):
             continue
-        if len(history) >= SPIKE_MIN:
-            window = history[-SPIKE_WINDOW:]
-            mean = sum(window) / len(window)
-            std = math.sqrt(sum((x - mean) ** 2 for x in window) / len(window))
-            std = max(std, 0.01 * abs(mean), 1e-12)
+        if len(window) >= SPIKE_MIN:
+            mean = total / len(window)
+            var = max(0.0, squares / len(window) - mean * mean)
+            std = max(math.sqrt(var), 0.01 * abs(mean), 1e-12)
             sigmas = (p.loss - mean) / std
             if sigmas > SPIKE_SIGMA:
                 out.append(
@@ -79,7 +81,15 @@ def find_spikes(points: list[Point]) -> list[Anomaly]:
                 if len(out) >= MAX_SPIKES:
                     break
                 continue  # like OLMo, a skipped step does not enter the window
-        history.append(p.loss)
+        if len(window) == SPIKE_WINDOW:
+            total -= window[0]
+            squares -= window[0] * window[0]
+        window.append(p.loss)
+        total += p.loss
+        squares += p.loss * p.loss
+        pushed += 1
+        if pushed % SPIKE_WINDOW == 0:  # re-add exactly now and then, so rounding cannot drift
+            total, squares = math.fsum(window), math.fsum(x * x for x in window)
     return out
 
 

@@ -66,7 +66,8 @@ _RULES: list[tuple[str, re.Pattern[str], str, str]] = [
             r"tiny: error model: [^\n]+|Error while deserializing header[^\n]*|"
             r"HeaderTooLarge|SafetensorError[^\n]*|invalid load key[^\n]*|"
             r"PytorchStreamReader failed[^\n]*|"
-            r"(?:FileNotFoundError|OSError)[^\n]*(?:\.safetensors|\.ckpt|\.bin|model)[^\n]*|"
+            r"(?:FileNotFoundError|OSError)[^\n]{0,400}?(?:\.safetensors|\.ckpt|\.bin|model)"
+            r"[^\n]*|"
             r"is not a valid model identifier[^\n]*|Repository Not Found[^\n]*"
         ),
         "The base model could not be loaded: the path is wrong or the file is damaged "

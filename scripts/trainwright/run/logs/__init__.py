@@ -16,10 +16,16 @@ FORMATS = ("tiny", "kohya", "torchtune", "tensorboard")
 TEXT_PARSERS = {"tiny": tiny, "kohya": kohya, "torchtune": torchtune}
 
 
+DETECT_SAMPLE = 1 << 20  # the first MiB decides the format; the whole log only if it names none
+
+
 def detect_text(text: str) -> str | None:
-    scores = {name: len(mod.SIGNATURE.findall(text)) for name, mod in TEXT_PARSERS.items()}
-    best = max(scores, key=lambda k: scores[k])
-    return best if scores[best] else None
+    for sample in (text[:DETECT_SAMPLE], text) if len(text) > DETECT_SAMPLE else (text,):
+        scores = {name: len(mod.SIGNATURE.findall(sample)) for name, mod in TEXT_PARSERS.items()}
+        best = max(scores, key=lambda k: scores[k])
+        if scores[best]:
+            return best
+    return None
 
 
 def parse_text(text: str, fmt: str | None = None) -> LogState:

@@ -135,10 +135,16 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+# No trainer line worth reading is longer; the rest of a longer one (a dumped tensor, a bar
+# without its carriage returns) is not looked at, so no pattern can spend long on it.
+MAX_LINE = 4096
+
+
 def complete_lines(text: str, separators: str = "\n") -> tuple[list[str], str]:
-    """Split into whole lines and the unterminated tail (empty when the text ends cleanly)."""
+    """Split into whole lines and the unterminated tail (empty when the text ends cleanly),
+    each cut to MAX_LINE characters."""
     pattern = "[" + re.escape(separators) + "]"
-    parts = re.split(pattern, text)
+    parts = [p if len(p) <= MAX_LINE else p[:MAX_LINE] for p in re.split(pattern, text)]
     return parts[:-1], parts[-1]
 
 

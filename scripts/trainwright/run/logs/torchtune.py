@@ -19,12 +19,12 @@ from trainwright.run.logs.common import (
 
 DISK = re.compile(r"^Step (?P<step>\d+) \| (?P<rest>.*)$")
 BAR = re.compile(
-    r"(?P<epoch>\d+)\|(?P<step>\d+)\|Loss: (?P<loss>[-+\w.]+):\s*\d+%\|[^|]*\|\s*"
+    r"(?<!\d)(?P<epoch>\d+)\|(?P<step>\d+)\|Loss: (?P<loss>[-+\w.]+):\s*\d+%\|[^|]*\|\s*"
     r"(?P<n>\d+)/(?P<total>\d+)\s*\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+)[^\]]*\]"
 )
 PAIR = re.compile(r"(\w+):(\S+)")
 ERROR = re.compile(r"^(?:\w*Error|torch\.\w*Error)\b.*|.*\bout of memory\b.*")
-SIGNATURE = re.compile(r"^Step \d+ \| loss:|\d+\|\d+\|Loss: ", re.M)
+SIGNATURE = re.compile(r"^Step \d+ \| loss:|(?<!\d)\d+\|\d+\|Loss: ", re.M)
 
 
 def parse(text: str, state: LogState | None = None) -> LogState:
