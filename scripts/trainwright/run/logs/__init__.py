@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,16 @@ from trainwright.run.logs import hook, kohya, tensorboard, tiny, torchtune
 from trainwright.run.logs.common import LogState, Point, decode
 
 FORMATS = ("tiny", "kohya", "torchtune", "tensorboard")
+MAX_LOG_BYTES = 256 << 20  # a million-step log is under 100 MiB
 TEXT_PARSERS = {"tiny": tiny, "kohya": kohya, "torchtune": torchtune}
 
 
-DETECT_SAMPLE = 1 << 20  # the first MiB decides the format; the whole log only if it names none
+DETECT_SAMPLE = 1 << 20  # the first MiB decides the format, else the last; never all of it
 
 
 def detect_text(text: str) -> str | None:
-    for sample in (text[:DETECT_SAMPLE], text) if len(text) > DETECT_SAMPLE else (text,):
+    big = len(text) > 2 * DETECT_SAMPLE
+    for sample in (text[:DETECT_SAMPLE], text[-DETECT_SAMPLE:]) if big else (text,):
         scores = {name: len(mod.SIGNATURE.findall(sample)) for name, mod in TEXT_PARSERS.items()}
         best = max(scores, key=lambda k: scores[k])
         if scores[best]:
@@ -58,18 +61,32 @@ def read_log(path: Path, fmt: str | None = None, line_parser: Any = None) -> Log
         raise TrainwrightError(
             f"{path}: no training log here (looked for TensorBoard event files and log_*.txt)"
         )
+    from trainwright.state.content_hash import NotRegular, open_regular
+
     try:
-        data = path.read_bytes()
+        with open(open_regular(path), "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_LOG_BYTES:  # a huge (or sparse) file: its end says where the run is
+                fh.seek(size - MAX_LOG_BYTES)
+            data = fh.read(MAX_LOG_BYTES)
     except FileNotFoundError:
         raise TrainwrightError(f"{path}: no such log file") from None
+    except NotRegular as exc:
+        raise TrainwrightError(f"{path}: a {exc.kind}, not a log file; not read") from None
     except OSError as exc:
         raise TrainwrightError(f"{path}: cannot be read ({exc.strerror})") from None
     if fmt == "tensorboard" or (fmt is None and tensorboard.is_event_data(data)):
         return tensorboard.to_state(tensorboard.read_events(data))
     text = decode(data)
     if fmt is None and line_parser is not None and detect_text(text) is None:
-        return hook.parse(text, line_parser)
-    return parse_text(text, fmt)
+        st = hook.parse(text, line_parser)
+    else:
+        st = parse_text(text, fmt)
+    if size > MAX_LOG_BYTES:
+        st.notes.append(
+            f"the log is {size:,} bytes; only its last {MAX_LOG_BYTES >> 20} MiB were read"
+        )
+    return st
 
 
 __all__ = ["FORMATS", "LogState", "Point", "detect_text", "parse_text", "read_log"]

@@ -132,7 +132,8 @@ def clock_seconds(text: str) -> float | None:
 
 
 def decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
+    """Text of a log; NUL bytes (the holes a crash leaves in a file) are dropped."""
+    return data.replace(b"\x00", b"").decode("utf-8", errors="replace")
 
 
 # No trainer line worth reading is longer; the rest of a longer one (a dumped tensor, a bar
