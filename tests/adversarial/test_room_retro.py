@@ -148,7 +148,9 @@ CASES = [
         "hostile-name",
         "correct",
         ["retro", "log", "T\n## Injected", "--description", "d"],
-    , check=_no_injected_heading, may_change=["docs/*"]),
+        check=_no_injected_heading,
+        may_change=["docs/*"],
+    ),
 ]
 
 
