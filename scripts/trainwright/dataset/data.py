@@ -31,6 +31,7 @@ def model_family(model: str | None) -> str | None:
         return None
     m = model.lower().replace(" ", "").replace("-", "").replace("_", "").replace(".", "")
     for key, probes in (
+        ("tiny", ("tiny",)),  # the bundled tiny denoiser (`--model tiny`)
         ("pony", ("pony",)),
         ("illustrious", ("illustrious", "noobai")),
         ("flux", ("flux",)),

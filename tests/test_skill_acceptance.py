@@ -1,0 +1,165 @@
+"""Skill-driven acceptance: run the `trainwright ...` commands a skill names, in the skill's order.
+
+The commands are read from the skill files themselves (inline code and fenced blocks, in order),
+placeholders are filled from the small table of each case, and each command runs in a fresh
+`trainwright init` project from its root, with --grimoire at its default. It must exit as the
+skill says: 0, or 1 where the skill expects a NO-GO. A skill that names a command or a form the
+CLI does not take fails here, not in a session.
+
+A written command is not run when it is a synopsis (`[...]`, `a | b`) or a bare mention of a
+command inside prose (`trainwright launch`); those are listed per case with the reason, and the
+synopses still have to name a real command.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO
+from userpaths import init_project, make_dataset, out, tw
+
+CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)
+
+
+def skill_commands(*files: str) -> list[str]:
+    """The `trainwright ...` commands of the files, in order (continuations joined, comments
+    dropped)."""
+    found: list[str] = []
+    for rel in files:
+        text = (REPO / rel).read_text(encoding="utf-8")
+        for m in CODE.finditer(text):
+            block = m.group(0).strip("`")
+            block = re.sub(r"\\\n\s*", " ", block)
+            for line in block.splitlines():
+                line = re.sub(r"\s+#\s.*$", "", line).strip()
+                if line.startswith("trainwright "):
+                    found.append(line)
+    return found
+
+
+@dataclass
+class Skill:
+    id: str
+    files: tuple[str, ...]
+    subs: tuple[tuple[str, str], ...] = ()  # whole-word placeholder -> value
+    setup: Callable[[Path], None] | None = None
+    expect: dict[str, tuple[int, ...]] = field(default_factory=dict)  # regex -> exit codes
+    not_run: dict[str, str] = field(default_factory=dict)  # regex of the written form -> why
+    timeout: float = 300
+
+
+def fill(command: str, subs: tuple[tuple[str, str], ...]) -> str:
+    for old, new in subs:
+        command = re.sub(rf"(?<![\w/-]){re.escape(old)}(?![\w-])", new, command)
+    return command
+
+
+def dataset_project(root: Path) -> None:
+    make_dataset(root / "data/style")
+
+
+def experiment(root: Path) -> None:
+    (root / "exp").mkdir()
+
+
+def retro_reports(root: Path) -> None:
+    reports = root / "reports" / "cuda"
+    reports.mkdir(parents=True)
+    for name, rank in (("a", 8), ("b", 16)):
+        (reports / f"{name}.md").write_text(
+            f"# LoRA rank {rank}\n\n- **Date**: 2026-11-0{rank // 8}\n- **Outcome**: success\n\n"
+            f"## Lessons\n- rank {rank} trained stably at lr 1e-4\n"
+        )
+
+
+INTENT = 'Type=style "Base model=tiny" "Trigger word=zzq" "Dataset folder=data/style"'
+TRAIN_SUBS = (
+    ("--project NAME ...", f"--project t1 {INTENT}"),  # "...": the intent keys
+    ("NAME", "t1"),
+    ("<name>", "t1"),
+    ("/path/to/images", "data/style"),
+    ("DIR", "data/style"),
+    ("/path/outside/the/dataset", "quarantine"),
+    ("WORD", "zzq"),
+    ("FINAL.safetensors", "grimoire/training/t1/output/t1-epoch-0001.safetensors"),
+)
+SYNOPSIS = r"\[|\s\|\s|\.\.\.|<"
+
+SKILLS = [
+    Skill(
+        "train-intent-and-dataset",
+        (
+            ".claude/commands/train.md",
+            ".claude/skills/train/SKILL.md",
+            ".claude/skills/train/references/dataset-phase.md",
+        ),
+        TRAIN_SUBS,
+        dataset_project,
+        expect={
+            # Named before `grimoire new` ("if the project exists"): a fresh project is not
+            # there yet (exit 2); later it reports the phase.
+            r"^trainwright status t1$": (0, 2),
+            # The overview names Gate 2 before the config phase writes a config: refused.
+            r"--gate 2": (2,),
+            r"^trainwright dedup --undo": (2,),  # MANIFEST: the one a quarantine printed
+        },
+        not_run={
+            r"^trainwright status$": "a bare mention in prose",
+            r"^trainwright (launch|cost)$": "a bare mention in prose",
+            r"^trainwright dedup --undo MANIFEST$": "MANIFEST is the file dedup printed",
+            r"captions apply .* --from captions.json": "captions.json is the agent's drafts",
+        },
+    ),
+]
+
+
+def run_skill(skill: Skill, root: Path) -> list[str]:
+    """Run the skill's commands; return a line per command (for the failure message)."""
+    done: list[str] = []
+    commands = skill_commands(*skill.files)
+    assert commands, skill.files
+    for written in commands:
+        command = fill(written, skill.subs)
+        why = next((w for pat, w in skill.not_run.items() if re.search(pat, command)), None)
+        if why or re.search(SYNOPSIS, command):
+            head = shlex.split(re.split(SYNOPSIS, command)[0])[1:2]
+            proc = tw(root, *head, "--help")
+            assert proc.returncode == 0, (written, out(proc))
+            done.append(f"not run ({why or 'synopsis'}): {written}")
+            continue
+        codes = next((c for pat, c in skill.expect.items() if re.search(pat, command)), (0,))
+        proc = tw(root, *shlex.split(command)[1:], timeout=skill.timeout)
+        done.append(f"exit {proc.returncode}: {command}")
+        assert "Traceback" not in proc.stderr, (command, out(proc))
+        assert proc.returncode in codes, "\n".join(done) + "\n" + out(proc)
+    return done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("skill", SKILLS, ids=[s.id for s in SKILLS])
+def test_skill_runs_as_written(skill: Skill, tmp_path: Path) -> None:
+    root = init_project(tmp_path / "proj")
+    if skill.setup:
+        skill.setup(root)
+    lines = run_skill(skill, root)
+    assert any(line.startswith("exit ") for line in lines), lines
+
+
+def test_the_reader_keeps_the_skill_order() -> None:
+    cmds = skill_commands(".claude/skills/train/references/run-phase.md")
+    assert cmds.index("trainwright dry-run NAME") < cmds.index("trainwright launch NAME")
+    assert "trainwright config --project NAME --backend tiny --preset quick" in cmds
+    assert not any(c.startswith("trainwright config NAME") for c in cmds)
+
+
+def test_fill_replaces_whole_words_only() -> None:
+    assert fill("trainwright gate check NAME --gate 1", (("NAME", "t1"),)) == (
+        "trainwright gate check t1 --gate 1"
+    )
+    assert fill("trainwright x --file-name NAMES", (("NAME", "t1"),)).endswith("NAMES")
