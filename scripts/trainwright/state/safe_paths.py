@@ -4,9 +4,9 @@ Every command that writes a file a person names (a contact sheet, a loss curve, 
 `check_output` first: the output may not be one of the files the command reads (however the path
 is spelled: `./`, `..`, a symlink, a hard link, another case on a case-insensitive disk), may not
 sit inside an input folder where a trainer would take it for data, and may not replace an
-existing file that the pack did not write. Backups go to names made for them alone (`new_backup_dir`,
-`new_backup_file`), created exclusively, so a second backup in the same second never replaces
-the first.
+existing file that the pack did not write. Backups go to names made for them alone
+(`new_backup_dir`, `new_backup_file`), created exclusively, so a second backup in the same
+second never replaces the first.
 """
 
 from __future__ import annotations
