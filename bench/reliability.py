@@ -5,7 +5,8 @@
 Imports every tests/adversarial/test_*.py, runs each entry of its CASES through
 harness.execute / harness.outcome (each in a fresh temp folder, as the tests do) and prints a
 Markdown table: cases per room, and per actual outcome class (clear-error, refused, correct) and
-failure (traceback, hang, lost-data, wrong-exit, check-failed). A case whose actual class differs
+failure (traceback, hang, lost-data, wrong-exit, check-failed; setup-error when a case's own
+setup raises). A case whose actual class differs
 from its expected one is listed under the table.
 """
 
@@ -31,6 +32,7 @@ COLUMNS = (
     "lost-data",
     "wrong-exit",
     "check-failed",
+    "setup-error",
 )
 
 
@@ -81,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             tmp = Path(base) / f"{n:04d}" / "case"
             tmp.mkdir(parents=True)
-            got = harness.outcome(harness.execute(case, tmp))
+            try:
+                got = harness.outcome(harness.execute(case, tmp))
+            except Exception as exc:  # a case whose own setup breaks: counted, not fatal
+                got = "setup-error"
+                print(f"{case.id}: setup failed: {exc!r}", file=sys.stderr)
             counts[case.room][got] += 1
             if got != case.expect:
                 unexpected.append((file, case.id, case.expect, got))
