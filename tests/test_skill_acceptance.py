@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class Skill:
     expect: dict[str, tuple[int, ...]] = field(default_factory=dict)  # regex -> exit codes
     not_run: dict[str, str] = field(default_factory=dict)  # regex of the written form -> why
     timeout: float = 300
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def fill(command: str, subs: tuple[tuple[str, str], ...]) -> str:
@@ -175,6 +177,42 @@ SKILLS.append(
     )
 )
 
+RUN_SKILLS = tuple(
+    f".claude/skills/{name}/SKILL.md"
+    for name in (
+        "plan-runs",
+        "setup-experiment-dirs",
+        "create-torchtune-config",
+        "generate-slurm-script",
+        "launch-runs",
+        "monitor-jobs",
+    )
+)
+SKILLS.append(
+    Skill(
+        "experiment-runs",
+        RUN_SKILLS,
+        (
+            ("EXPERIMENT_DIR", "exp/qwen-vs-llama"),
+            ("DIR", "exp/qwen-vs-llama"),
+            ("P", "gpu"),
+            ("NAME", "t1"),
+        ),
+        None,
+        expect={
+            # A fresh project has no downloaded weights: the configs keep SET-ME and every
+            # check after says so with exit 1, as the skills describe; nothing is submitted.
+            r"^trainwright runs (torchtune-)?configs ": (1,),
+            r"^trainwright runs launch ": (1,),
+            # create-torchtune-config names the /train project's Gate 2 for a grimoire project
+            # whose config is still to be written: refused.
+            r"gate check t1 --gate 2": (2,),
+        },
+        not_run={r"runs monitor .* --follow": "follows until every run ends; none was submitted"},
+        env={"PATH": str(Path(sys.executable).parent)},  # no sbatch: the local executor
+    )
+)
+
 
 def run_skill(skill: Skill, root: Path) -> list[str]:
     """Run the skill's commands; return a line per command (for the failure message)."""
@@ -192,7 +230,7 @@ def run_skill(skill: Skill, root: Path) -> list[str]:
             done.append(f"not run ({why or 'synopsis'}): {written}")
             continue
         codes = next((c for pat, c in skill.expect.items() if re.search(pat, command)), (0,))
-        proc = tw(root, *shlex.split(command)[1:], timeout=skill.timeout)
+        proc = tw(root, *shlex.split(command)[1:], timeout=skill.timeout, env=skill.env)
         done.append(f"exit {proc.returncode}: {command}")
         assert "Traceback" not in proc.stderr, (command, out(proc))
         assert proc.returncode in codes, "\n".join(done) + "\n" + out(proc)
