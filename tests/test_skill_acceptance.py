@@ -54,6 +54,7 @@ class Skill:
     not_run: dict[str, str] = field(default_factory=dict)  # regex of the written form -> why
     timeout: float = 300
     env: dict[str, str] = field(default_factory=dict)
+    capture: dict[str, str] = field(default_factory=dict)  # placeholder -> regex over stdout
 
 
 def fill(command: str, subs: tuple[tuple[str, str], ...]) -> str:
@@ -213,15 +214,63 @@ SKILLS.append(
     )
 )
 
+TICKET_SUBS = (
+    ("NAME", "t1"),
+    ("N+1", "1"),
+    ('"..."', '"the stage checklist holds"'),
+    ("PATH", "src/app.py"),
+    ("--from N", "--from 1"),
+    ("CLASS", "unclear"),  # the class that applies at Stage 1
+)
+TICKET_EXPECT = {
+    r"ticket check src/app.py": (1,),  # source is locked at Stage 1: "exit 1 when blocked"
+    # Archive is for the end, "when the person has verified the result"; run in the skill's
+    # order at Stage 1 it is refused, and so is reopening a ticket that is not archived.
+    r"ticket (archive|reopen) ": (2,),
+}
+for name in ("llm-fine-tuning", "deep-learning-experiment"):
+    SKILLS.append(
+        Skill(
+            name,
+            (f".claude/skills/{name}/SKILL.md",),
+            TICKET_SUBS,
+            expect=TICKET_EXPECT,
+            not_run={r"^trainwright ticket$": "a bare mention in prose"},
+        )
+    )
+SKILLS.append(
+    Skill(
+        "domain-retrospective",
+        (
+            ".codex/skills/domain-retrospective/SKILL.md",
+            ".codex/skills/domain-retrospective/references/collect-format.md",
+        ),
+        (
+            ("--match ...", "--match rank"),
+            ("[--name softmax-online | --subject softmax --finding online]", "--name lora-rank"),
+        ),
+        retro_reports,
+        capture={"ID": r"then: trainwright retro apply (\S+) --approved"},
+        expect={
+            r"retro apply skill-lora-rank$": (1,),  # without --approved: shown, not applied
+        },
+        not_run={
+            r"bench kernel": "measures GPU kernels; tests/test_retro_bench.py runs it",
+            r"^trainwright retro log$": "a mention in prose: entries need a TITLE",
+        },
+    )
+)
+
 
 def run_skill(skill: Skill, root: Path) -> list[str]:
     """Run the skill's commands; return a line per command (for the failure message)."""
     done: list[str] = []
+    captured: dict[str, str] = {}  # placeholders whose value an earlier command printed
     commands = skill_commands(*skill.files)
     assert commands, skill.files
     for written in commands:
         # Optional parts ([--flag VALUE]) are left out: the command runs with its defaults.
-        command = fill(re.sub(r"\s*\[[^\]]*\]", "", written), skill.subs)
+        command = re.sub(r"\s*\[[^\]]*\]", "", fill(written, (*skill.subs, *captured.items())))
         why = next((w for pat, w in skill.not_run.items() if re.search(pat, command)), None)
         if why or re.search(SYNOPSIS, command):
             head = shlex.split(re.split(SYNOPSIS, command)[0])[1:2]
@@ -232,6 +281,10 @@ def run_skill(skill: Skill, root: Path) -> list[str]:
         codes = next((c for pat, c in skill.expect.items() if re.search(pat, command)), (0,))
         proc = tw(root, *shlex.split(command)[1:], timeout=skill.timeout, env=skill.env)
         done.append(f"exit {proc.returncode}: {command}")
+        for name, pattern in skill.capture.items():
+            m = re.search(pattern, proc.stdout, re.M)
+            if m:
+                captured[name] = m.group(1)
         assert "Traceback" not in proc.stderr, (command, out(proc))
         assert proc.returncode in codes, "\n".join(done) + "\n" + out(proc)
     return done

@@ -329,7 +329,10 @@ def propose_cmd(
                 lines.append(f"      sections that change: {', '.join(p['update_sections'])}")
         for t in d["already_in_guide"]:
             lines.append(f"  already in the guide: {t}")
-        lines.append("show them to the person, then: trainwright retro apply ID --approved")
+        for p in d["proposals"]:  # the real ids: a hint is run as printed
+            lines.append(
+                f"show {p['id']} to the person, then: trainwright retro apply {p['id']} --approved"
+            )
         return "\n".join(lines)
 
     emit(data, as_json, human)
