@@ -79,7 +79,12 @@ def test_without_a_config_it_is_no_go_with_the_fix(tmp_path: Path) -> None:
     proc = dry_run(g)
     out = json.loads(proc.stdout)
     assert proc.returncode == 1 and "names no backend" in out["reasons"][0]
-    assert out["fixes"] == ["trainwright gate check demo --gate 2"]
+    # The config comes first (Gate 2 alone would say "no config written"), for the backend
+    # the base model needs.
+    assert out["fixes"] == [
+        "trainwright config --project demo --backend tiny",
+        "trainwright gate check demo --gate 2",
+    ]
 
 
 @pytest.mark.parametrize(
