@@ -105,7 +105,7 @@ out["tiny_weights"] = weights if weights and os.path.isfile(weights) else None
 torch = torch_here()
 clone = CONFIG.get("clone")
 if clone:
-    folder = os.path.expanduser(os.environ.get(clone["env"], clone["default"]))
+    folder = os.path.abspath(os.path.expanduser(os.environ.get(clone["env"], clone["default"])))
     info = {"folder": folder, "found": os.path.isfile(os.path.join(folder, clone["marker"]))}
     python = None
     parent = os.path.dirname(os.path.abspath(folder))
