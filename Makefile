@@ -30,10 +30,10 @@ test: $(VENV)/.installed-$(TEST_EXTRAS) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # For developers between commits: everything but the tests marked slow (real trainer runs,
-# the SLURM cluster, ssh end to end). CI runs `make test`, the whole suite.
+# the SLURM cluster, ssh end to end), on every core. CI runs `make test`, the whole suite.
 test-quick: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(VENV)/bin/ruff check scripts tests hatch_build.py
-	$(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not slurm" -n auto $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(VENV)/bin/ruff check scripts tests hatch_build.py

@@ -157,6 +157,7 @@ def test_three_tiny_runs_on_slurm(slurm_cluster: SlurmCluster, experiment: Path)
     assert len(broken["attempts"]) == 1
 
 
+@pytest.mark.slow
 def test_three_tiny_runs_without_slurm(experiment: Path, tmp_path: Path) -> None:
     empty = tmp_path / "no-slurm-here"
     empty.mkdir()

@@ -71,6 +71,7 @@ def same_place(facts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow  # a real sshd
 @pytest.mark.parametrize("backend,decision", [("tiny", "GO"), ("kohya", "NO-GO")])
 def test_remote_facts_equal_the_local_ones(
     ssh_server: SSHServer,  # noqa: F811
@@ -101,6 +102,7 @@ def test_remote_facts_equal_the_local_ones(
         assert "No NVIDIA GPU found" in texts(r)["gpu"]
 
 
+@pytest.mark.slow  # a real sshd
 def test_a_recorded_gpu_on_the_remote_side(ssh_server: SSHServer, tmp_path: Path) -> None:  # noqa: F811
     smi = fake_smi(tmp_path, "h200")
     opts = f"-o SetEnv=TRAINWRIGHT_NVIDIA_SMI={smi}"  # the remote side honours it like here
@@ -122,6 +124,7 @@ def test_a_recorded_gpu_on_the_remote_side(ssh_server: SSHServer, tmp_path: Path
     assert "CPU-only build" in texts(r)["torch"]
 
 
+@pytest.mark.slow  # a real sshd
 def test_gate_3_over_ssh_records_the_host(ssh_server: SSHServer, tmp_path: Path) -> None:  # noqa: F811
     g = make_project(tmp_path)
     proc = run_cli(
@@ -149,6 +152,7 @@ def test_gate_3_over_ssh_records_the_host(ssh_server: SSHServer, tmp_path: Path)
     assert doc["sections"][""]["Checked on"] == "this machine"
 
 
+@pytest.mark.slow  # a real sshd
 def test_no_python_there_falls_back_to_sh(ssh_server: SSHServer, tmp_path: Path) -> None:  # noqa: F811
     proc = over_ssh(
         ssh_server,
@@ -168,6 +172,7 @@ def test_no_python_there_falls_back_to_sh(ssh_server: SSHServer, tmp_path: Path)
     assert out["facts"]["disk_path"] == str(tmp_path) and out["facts"]["disk_free_bytes"] > 0
 
 
+@pytest.mark.slow  # a real sshd
 def test_a_refused_key_is_a_no_go_naming_the_host(ssh_server: SSHServer, tmp_path: Path) -> None:  # noqa: F811
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)

@@ -67,6 +67,7 @@ def _pixels(folder: Path, cell: dict) -> np.ndarray:
     return np.asarray(Image.open(folder / cell["image"]), dtype=np.float64)
 
 
+@pytest.mark.slow
 def test_the_tiny_grid_is_made_in_process(grid_run: dict) -> None:
     assert grid_run["generator"] == "tiny" and grid_run["status"] == "complete"
     assert grid_run["cells_made"] == grid_run["cells_total"] == 2 * len(WEIGHTS)

@@ -76,6 +76,7 @@ def test_a_stale_gate_blocks_the_launch(
     assert all("STALE" in x["state"] for x in out["gates"])
 
 
+@pytest.mark.slow
 def test_launch_detaches_attaches_and_finishes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,6 +108,7 @@ def test_launch_detaches_attaches_and_finishes(
     assert len(list(files.folder.glob("train.*.log"))) == 1  # the first run's log, kept
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_batch_until_it_fits(tmp_path: Path) -> None:
     g = make_project(tmp_path, images=2, resolution=64, batch_size=8, epochs=1, memory_limit_mb=100)
     proc = subprocess.run(
@@ -200,6 +202,7 @@ def test_a_trainer_that_cannot_start(tmp_path: Path) -> None:
     assert out.status == "FAILED" and "could not start" in (tmp_path / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_stop_then_launch_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

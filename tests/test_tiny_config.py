@@ -102,6 +102,7 @@ def _measured_peak(tmp_path: Path, side: int, batch: int, rank: int) -> int:
     return int(peak)
 
 
+@pytest.mark.slow  # real training runs, and a peak measured under other load moves
 @pytest.mark.parametrize("side,batch,rank", [(48, 6, 8), (64, 12, 4)])
 def test_cpu_estimate_is_near_the_trainers_measured_peak(
     tmp_path: Path, side: int, batch: int, rank: int

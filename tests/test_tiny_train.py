@@ -30,6 +30,7 @@ def project(tmp_path: Path) -> Path:
     return g.project_dir("demo") / tiny.CONFIG_FILE
 
 
+@pytest.mark.slow
 def test_a_run_writes_lora_checkpoints_a_parsable_log_and_resumes(project: Path) -> None:
     proc = run(tiny.command(project), project.parent)
     assert proc.returncode == 0, proc.stderr
