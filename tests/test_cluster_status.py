@@ -16,7 +16,7 @@ from trainwright.cluster.checks import load_plan
 from trainwright.cluster.configs import write_configs
 from trainwright.cluster.dirs import setup_dirs
 from trainwright.cluster.generate import Settings, write_scripts
-from trainwright.cluster.monitor import follow
+from trainwright.cluster.runs_monitor import follow
 from trainwright.cluster.scaffold import scaffold
 from trainwright.cluster.status import editing, read_status
 

@@ -14,7 +14,7 @@ import pytest
 from helpers import assert_one_line_error, run_cli
 from support.retro_project import DATA, make_project
 from trainwright.bench.device import peak_bandwidth, theoretical_occupancy
-from trainwright.bench.report import render
+from trainwright.bench.kernel_report import render
 from trainwright.retro.collect import read_report
 from trainwright.retro.domains import focus
 

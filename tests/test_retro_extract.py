@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from trainwright.retro import markdown
 from trainwright.retro.collect import extract_text
 from trainwright.retro.domains import focus, role_of_heading, status_failed
+from trainwright.retro.experiment_report import Report
 from trainwright.retro.extract import from_markdown, split_failure
-from trainwright.retro.report import Report
 from trainwright.retro.values import comparable, parse_number, unit_of_key
 
 

@@ -18,7 +18,7 @@ import pytest
 from helpers import assert_one_line_error, run_cli
 from support.tiny_project import make_project, pass_gates_1_and_2
 from trainwright.cli import main
-from trainwright.run.plan import RunPlan
+from trainwright.run.launch_target import RunPlan
 from trainwright.run.runfiles import RunFiles
 from trainwright.run.supervisor import Supervisor
 from trainwright.state import gates

@@ -199,7 +199,7 @@ MODEL_ERROR = (
 
 def _decide(exp: Path, entry: dict, retry: bool = False):
     from trainwright.cluster.checks import load_plan
-    from trainwright.cluster.launch import decide
+    from trainwright.cluster.runs_launch import decide
 
     plan = load_plan(exp)
     data = {"runs": {"r1": entry}}
@@ -244,7 +244,7 @@ def test_a_passing_failure_is_not_held(experiment: Path, log: str, code: str) ->
 
 def test_preflight_reads_the_dataset_as_the_trainer_does(experiment: Path) -> None:
     from trainwright.cluster.checks import load_plan
-    from trainwright.cluster.launch import preflight
+    from trainwright.cluster.runs_launch import preflight
 
     plan = load_plan(experiment)
     (experiment / "r1" / "finetune.slurm").write_text("#!/bin/bash\n")

@@ -172,7 +172,7 @@ def test_every_backends_command_line_names_absolute_paths(
         0,
     )
     monkeypatch.chdir(root)
-    from trainwright.run.plan import load_plan
+    from trainwright.run.launch_target import load_plan
     from trainwright.state.grimoire import Grimoire
 
     plan = load_plan(Grimoire("grimoire"), "t1")

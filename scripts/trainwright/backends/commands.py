@@ -155,7 +155,7 @@ def generate(
 ) -> dict[str, Any]:
     from trainwright import backends
     from trainwright.backends.common import PLACEHOLDER, count_images
-    from trainwright.backends.plan import build_plan, has_placeholder, with_batch
+    from trainwright.backends.training_plan import build_plan, has_placeholder, with_batch
     from trainwright.hardware import catalog, timing
     from trainwright.hardware.studio_gpus import select_gpu
     from trainwright.hardware.vram import check_fit
@@ -387,7 +387,7 @@ def config_cmd(ctx: click.Context, overrides: tuple[str, ...], as_json: bool, **
       trainwright config --project mara-style --backend kohya --preset standard \\
           --model pony-v6 --optimizer prodigy --gpu "RTX 4090" network_dim=32
     """
-    from trainwright.backends.plan import parse_overrides
+    from trainwright.backends.training_plan import parse_overrides
 
     result = generate(
         ctx.find_root().obj["grimoire"],

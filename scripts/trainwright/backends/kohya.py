@@ -244,7 +244,7 @@ def check_keys(files: dict[str, str]) -> list[str]:
 
 
 def render_config(**settings: Any) -> dict[str, str]:
-    from trainwright.backends.plan import plan_from_settings
+    from trainwright.backends.training_plan import plan_from_settings
 
     return render(plan_from_settings(NAME, settings))
 

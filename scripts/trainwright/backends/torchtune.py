@@ -259,7 +259,7 @@ def validate(path: Path | str, timeout: float = 300) -> tuple[bool, str]:
 
 
 def render_config(**settings: Any) -> dict[str, str]:
-    from trainwright.backends.plan import plan_from_settings
+    from trainwright.backends.training_plan import plan_from_settings
 
     return render(plan_from_settings(NAME, settings))
 

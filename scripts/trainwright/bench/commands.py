@@ -118,7 +118,7 @@ def kernel_cmd(
         os.environ["TRITON_INTERPRET"] = "1"  # before the kernel module defines its @triton.jit
     mod = load_kernel(name)
     from trainwright.bench.device import describe_cuda_device
-    from trainwright.bench.report import render
+    from trainwright.bench.kernel_report import render
     from trainwright.bench.sweep import run_sweep
 
     default_shape = mod.GPU_SHAPE if gpu else mod.CHECK_SHAPE

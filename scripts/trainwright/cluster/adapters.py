@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from trainwright.cluster.plan import PlannedRun
 from trainwright.cluster.render import Raw, Word
+from trainwright.cluster.runs_plan import PlannedRun
 from trainwright.errors import TrainwrightError
 
 CONFIG_NAME = "finetune.yaml"

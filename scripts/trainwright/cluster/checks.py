@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainwright.cluster.adapters import ADAPTERS, backend_names, cpu_backends
-from trainwright.cluster.plan import Plan, PlannedRun, read_plan
+from trainwright.cluster.runs_plan import Plan, PlannedRun, read_plan
 
 TINY_MODELS = ("bundled", "tiny", "tiny-denoiser")
 

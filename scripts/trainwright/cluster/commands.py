@@ -18,7 +18,7 @@ from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option, wants_json
 
 if TYPE_CHECKING:
-    from trainwright.cluster.plan import Plan
+    from trainwright.cluster.runs_plan import Plan
     from trainwright.hardware.gpu import GPUSpec
 
 EXPERIMENT = click.argument(
@@ -184,7 +184,7 @@ def _configs(
     as_json: bool,
 ) -> int:
     from trainwright.cluster.configs import write_configs
-    from trainwright.cluster.launch import check_config, deep_validate
+    from trainwright.cluster.runs_launch import check_config, deep_validate
 
     plan = _plan(experiment_dir)
     result = write_configs(experiment_dir, plan, backend, _only(only), force)
@@ -384,7 +384,7 @@ def launch_cmd(
     to runs_status.yaml as each job is accepted. Exit 1 when a pre-flight check fails (nothing
     is submitted then) or a run was held back.
     """
-    from trainwright.cluster.launch import launch
+    from trainwright.cluster.runs_launch import launch
 
     plan = _plan(experiment_dir)
     result = launch(
@@ -425,8 +425,8 @@ def monitor_cmd(
     without finishing (FAILED, TIMEOUT, OUT_OF_MEMORY, CANCELLED, NODE_FAIL...).
     """
     from trainwright.cluster.checks import load_plan
-    from trainwright.cluster.monitor import follow as follow_jobs
-    from trainwright.cluster.monitor import monitor_once, summary_exit_code
+    from trainwright.cluster.runs_monitor import follow as follow_jobs
+    from trainwright.cluster.runs_monitor import monitor_once, summary_exit_code
     from trainwright.cluster.status import read_status
 
     read_status(experiment_dir)

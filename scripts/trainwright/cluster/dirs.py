@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainwright.cluster.plan import Plan
+from trainwright.cluster.runs_plan import Plan
 from trainwright.state.atomic import atomic_write_text
 
 README_NAME = "README.md"

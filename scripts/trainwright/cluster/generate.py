@@ -15,8 +15,8 @@ from typing import Any
 from trainwright.cluster import sizing
 from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, Launch, adapter, read_config
 from trainwright.cluster.dirs import run_dir
-from trainwright.cluster.plan import Plan, PlannedRun
 from trainwright.cluster.render import JobScript, checkpoint_glob, render_script
+from trainwright.cluster.runs_plan import Plan, PlannedRun
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
 from trainwright.state.safe_paths import new_backup_file

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwright.cluster.checks import TINY_MODELS
-from trainwright.cluster.plan import PlannedRun
+from trainwright.cluster.runs_plan import PlannedRun
 from trainwright.run.failures import classify
 
 # Failure kinds (run/failures.py) that a second try without a change fails the same way.

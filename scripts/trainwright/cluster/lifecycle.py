@@ -12,7 +12,7 @@ from trainwright.cluster import slurm, states
 from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, halve_batch, read_config
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.generate import sweep_log_pattern, sweep_script
-from trainwright.cluster.plan import Plan, PlannedRun
+from trainwright.cluster.runs_plan import Plan, PlannedRun
 from trainwright.cluster.status import now
 from trainwright.errors import TrainwrightError
 

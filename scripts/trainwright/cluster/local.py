@@ -19,7 +19,7 @@ from typing import Any
 from trainwright.cluster import joblog, lifecycle, states
 from trainwright.cluster.adapters import SCRIPT_NAME
 from trainwright.cluster.dirs import run_dir
-from trainwright.cluster.plan import PlannedRun
+from trainwright.cluster.runs_plan import PlannedRun
 from trainwright.cluster.status import editing, run_entry
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwright.cluster.checks import load_plan
-from trainwright.cluster.plan import PLAN_NAME
+from trainwright.cluster.runs_plan import PLAN_NAME
 from trainwright.cluster.status import editing, status_path, sync_with_plan
 from trainwright.state.atomic import atomic_write_text
 

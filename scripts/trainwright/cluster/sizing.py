@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainwright.cluster.plan import PlannedRun
+from trainwright.cluster.runs_plan import PlannedRun
 from trainwright.cluster.timelimit import format_minutes, parse_time
 from trainwright.errors import TrainwrightError
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trainwright.cluster.plan import PlannedRun
+from trainwright.cluster.runs_plan import PlannedRun
 from trainwright.errors import TrainwrightError
 
 # plan column -> torchtune_config() argument

@@ -79,7 +79,7 @@ def print_changes() -> Callable[[dict[str, Any]], None]:
 
 
 def render_table(d: dict[str, Any]) -> str:
-    from trainwright.cluster.monitor import format_eta
+    from trainwright.cluster.runs_monitor import format_eta
 
     header = ("RUN", "STATE", "JOB", "STEP", "LOSS", "ETA", "NOTE")
     rows = []

@@ -119,7 +119,7 @@ def audit_cmd(
         rep = audit.audit_folder(folder, side, used, bar)
     rep["workers"] = {"asked": workers, "used": used}
     if project:
-        from trainwright.dataset.report import stamp, update_report
+        from trainwright.dataset.dataset_report import stamp, update_report
 
         s = rep["summary"]
         update_report(
@@ -273,7 +273,7 @@ def dedup_cmd(
             "already_gone": man.get("gone", []),
         }
     if project:
-        from trainwright.dataset.report import update_report
+        from trainwright.dataset.dataset_report import update_report
 
         fields: dict[str, object] = {
             "Duplicates found": sum(len(c["drop"]) for c in out["clusters"])
@@ -378,7 +378,7 @@ def captions_check_cmd(
     model = model or intent.get("Base model")
     rep = captions.check(folder, ext, trigger, model)
     if project:
-        from trainwright.dataset.report import update_report
+        from trainwright.dataset.dataset_report import update_report
 
         update_report(_grimoire(ctx), project, fields={"Summary": {"Captioned": rep.captioned}})
     data = rep.as_dict()
@@ -546,7 +546,7 @@ def curate_cmd(
     res["recommended_range"] = list(rng) if rng else None
     lines = curate.plain_summary(res, rng, lora_type)
     if project:
-        from trainwright.dataset.report import stamp, update_report
+        from trainwright.dataset.dataset_report import stamp, update_report
 
         update_report(
             _grimoire(ctx),

@@ -17,8 +17,8 @@ from trainwright.dataset import captions as cap_mod
 from trainwright.dataset import curate as curate_mod
 from trainwright.dataset import dedup as dedup_mod
 from trainwright.dataset.data import min_side, size_range
+from trainwright.dataset.dataset_report import stamp, update_report
 from trainwright.dataset.images import check_folder, walk
-from trainwright.dataset.report import stamp, update_report
 from trainwright.dataset.search import default_workers
 from trainwright.errors import TrainwrightError
 from trainwright.state.content_hash import content_hash

@@ -49,7 +49,7 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
     from trainwright import backends
     from trainwright.backends.commands import replan, vram_setup
     from trainwright.backends.common import PLACEHOLDER
-    from trainwright.backends.plan import RANGED, plan_ranges
+    from trainwright.backends.training_plan import RANGED, plan_ranges
     from trainwright.hardware.commands import ram_target
     from trainwright.hardware.vram import GIB, SAFETY_MARGIN, check_fit
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainwright.retro.domains import Focus
+from trainwright.retro.experiment_report import Report, Run
 from trainwright.retro.extract import names_value
-from trainwright.retro.report import Report, Run
 from trainwright.retro.values import comparable
 
 

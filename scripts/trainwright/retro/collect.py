@@ -12,10 +12,10 @@ from typing import Any
 from trainwright.errors import TrainwrightError
 from trainwright.retro import markdown
 from trainwright.retro.domains import Focus, focus
+from trainwright.retro.experiment_report import Report
 from trainwright.retro.extract import date_in, from_markdown
 from trainwright.retro.reading import MAX_BYTES, Unread, read_text
 from trainwright.retro.registry import Registry
-from trainwright.retro.report import Report
 from trainwright.retro.structured import StructuredError, from_structured
 
 MAX_FILES = 5000

@@ -13,6 +13,7 @@ from trainwright.retro.domains import (
     role_of_heading,
     status_failed,
 )
+from trainwright.retro.experiment_report import Failure, Report, Run
 from trainwright.retro.markdown import (
     LIST_ROLES,
     Doc,
@@ -22,7 +23,6 @@ from trainwright.retro.markdown import (
     clean,
     is_empty_value,
 )
-from trainwright.retro.report import Failure, Report, Run
 from trainwright.retro.values import parse_number, unit_of_key
 
 INLINE = re.compile(

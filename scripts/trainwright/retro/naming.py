@@ -8,7 +8,7 @@ from collections import Counter
 
 from trainwright.errors import TrainwrightError
 from trainwright.retro.domains import Focus
-from trainwright.retro.report import Report
+from trainwright.retro.experiment_report import Report
 
 NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)+$")
 

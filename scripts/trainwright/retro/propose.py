@@ -20,9 +20,9 @@ from trainwright.retro import skillcheck
 from trainwright.retro.best import best_of, describe_run, label
 from trainwright.retro.collect import Collection
 from trainwright.retro.domains import Focus, error_patterns, focus
+from trainwright.retro.experiment_report import Failure, Report
 from trainwright.retro.naming import skill_name, slug
 from trainwright.retro.registry import Registry
-from trainwright.retro.report import Failure, Report
 from trainwright.retro.templating import (
     ENTRY_TEMPLATE,
     SKILL_TEMPLATE,

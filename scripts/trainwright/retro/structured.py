@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from trainwright.retro.domains import Focus
+from trainwright.retro.experiment_report import Report
 from trainwright.retro.extract import from_rows
-from trainwright.retro.report import Report
 
 RUN_KEYS = ("runs", "jobs", "experiments", "results", "sweep")
 LABEL_KEYS = ("name", "run", "run_name", "run_id", "id", "label", "config_name")

@@ -7,7 +7,7 @@ import datetime as _dt
 from trainwright.retro.best import best_of, describe_run, label
 from trainwright.retro.collect import Collection
 from trainwright.retro.domains import focus
-from trainwright.retro.report import Report
+from trainwright.retro.experiment_report import Report
 from trainwright.retro.values import comparable
 
 MAX_PARAMS = 6

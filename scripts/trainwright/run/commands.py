@@ -535,7 +535,7 @@ def checkpoints_cmd(
     """
     from trainwright.run import checkpoints as ck
     from trainwright.run.launch import require_project
-    from trainwright.run.plan import load_plan
+    from trainwright.run.launch_target import load_plan
 
     g = grimoire_from(ctx)
     files = require_project(g, project)

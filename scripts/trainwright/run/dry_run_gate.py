@@ -19,8 +19,8 @@ from pathlib import Path
 from trainwright.errors import TrainwrightError
 from trainwright.run import failures
 from trainwright.run.child import run_child
+from trainwright.run.launch_target import config_files, load_plan
 from trainwright.run.logs import read_log
-from trainwright.run.plan import config_files, load_plan
 from trainwright.state import hints
 from trainwright.state.content_hash import content_hash
 from trainwright.state.gates import GO, NO_GO, GateResult

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwright.errors import TrainwrightError
-from trainwright.run.plan import RunPlan, load_plan
+from trainwright.run.launch_target import RunPlan, load_plan
 from trainwright.run.runfiles import RunFiles
 from trainwright.run.supervisor import EXIT_ALREADY_RUNNING
 from trainwright.state import gates

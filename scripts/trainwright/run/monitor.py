@@ -176,7 +176,7 @@ def _progress_fields(snap: dict[str, Any], state: dict[str, Any], cks: list[str]
 
 
 def checkpoint_labels(g: Grimoire, project: str) -> list[str]:
-    from trainwright.run.plan import load_plan
+    from trainwright.run.launch_target import load_plan
 
     try:
         plan = load_plan(g, project)
@@ -200,7 +200,7 @@ def refresh_progress(
     fmt, hook = None, None
     if files.log.exists():
         try:
-            from trainwright.run.plan import backend_module, config_path
+            from trainwright.run.launch_target import backend_module, config_path
 
             module = backend_module(config_path(g, project)[0])
             fmt = getattr(module, "LOG_FORMAT", None)

@@ -30,7 +30,7 @@ from typing import Any
 from trainwright.errors import TrainwrightError
 from trainwright.run import failures
 from trainwright.run.child import run_child
-from trainwright.run.plan import RunPlan
+from trainwright.run.launch_target import RunPlan
 from trainwright.run.runfiles import RunFiles, now_iso
 
 EXIT_ALREADY_RUNNING = 3
@@ -263,8 +263,8 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trainwright.run.launch_target import load_plan
     from trainwright.run.monitor import refresh_progress
-    from trainwright.run.plan import load_plan
     from trainwright.state.grimoire import Grimoire
 
     ap = argparse.ArgumentParser(prog="trainwright.run.supervisor")

@@ -71,7 +71,7 @@ def dataset_arg(g: Grimoire, project: str) -> str | None:
 def final_lora(g: Grimoire, project: str) -> Path | None:
     """The run's newest finished checkpoint (by its epoch and step), or None."""
     from trainwright.run.checkpoints import scan
-    from trainwright.run.plan import load_plan
+    from trainwright.run.launch_target import load_plan
 
     try:
         plan = load_plan(g, project)

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from trainwright.cluster import inputs, lifecycle, local, monitor, slurm, states
+from trainwright.cluster import inputs, lifecycle, local, runs_monitor, slurm, states
 from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, read_config
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.generate import job_name, sweep_script
-from trainwright.cluster.plan import Plan, PlannedRun
+from trainwright.cluster.runs_plan import Plan, PlannedRun
 from trainwright.cluster.status import editing, read_status, run_entry, sync_with_plan
 from trainwright.cluster.timelimit import time_minutes
 from trainwright.errors import TrainwrightError
@@ -247,7 +247,9 @@ def launch(
     with editing(experiment_dir, timeout=120, write=not dry_run) as data:
         sync_with_plan(data, plan.experiment, plan.runs)
         if use_slurm or not dry_run:
-            report["events"] = monitor.refresh(experiment_dir, data, plan, resubmit=not dry_run)
+            report["events"] = runs_monitor.refresh(
+                experiment_dir, data, plan, resubmit=not dry_run
+            )
         live = slurm.live_jobs() if use_slurm else {}
         live_names = {j.name: j.job_id for j in live.values() if j.name}
         decisions = decide(plan, runs, data, live_names, experiment_dir, retry)

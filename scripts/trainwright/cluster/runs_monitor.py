@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwright.cluster import joblog, lifecycle, slurm, states
-from trainwright.cluster.plan import Plan, PlannedRun
+from trainwright.cluster.runs_plan import Plan, PlannedRun
 from trainwright.cluster.status import editing
 
 BACKOFF_START_S = 2.0
