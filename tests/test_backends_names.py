@@ -134,7 +134,7 @@ def test_step_limit_and_batch_knob(tmp_path: Path, mod: object) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     config = tmp_path / mod.CONFIG_FILE  # type: ignore[attr-defined]
-    assert mod.batch_settings(config) == (3, 1)  # type: ignore[attr-defined]
+    assert backends.batch_settings(mod, config) == (3, 1)
     cmd = " ".join(mod.command(config, max_steps=2, batch_size=1, accumulation=3))  # type: ignore[attr-defined]
     if mod is ai_toolkit:
         override = yaml.safe_load((tmp_path / ai_toolkit.OVERRIDE_FILE).read_text())
@@ -153,4 +153,4 @@ def test_step_limit_and_batch_knob(tmp_path: Path, mod: object) -> None:
     else:
         assert "max_train_steps=2" in cmd and "train_batch_size=1" in cmd
         assert cmd.startswith(f"env -C {tmp_path}")
-    assert mod.checkpoint_dir(config).name  # type: ignore[attr-defined]
+    assert backends.checkpoint_dir(mod, config).name

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from trainwright import backends
 from trainwright.backends import torchtune as tt
 from trainwright.errors import TrainwrightError
 from trainwright.hardware import catalog
@@ -25,9 +26,10 @@ def _all_configs() -> list[tuple[str, str, int, dict]]:
     cat = catalog.load()
     for model_id in cat.ids():
         model = cat.get(model_id)
-        if not model.torchtune:
+        builders = model.for_trainer("torchtune")
+        if not builders:
             continue
-        methods = ["lora", "full"] + (["qlora"] if "qlora" in model.torchtune else [])
+        methods = ["lora", "full"] + (["qlora"] if "qlora" in builders else [])
         for method in methods:
             gpus = 8 if model.main.params > 20e9 else 1
             cfg = tt.torchtune_config(model, method=method, gpus=gpus, checkpoint_dir="/m")
@@ -127,5 +129,5 @@ def test_command_knobs(tmp_path: Path) -> None:
     assert cmd[1:4] == ["run", "lora_finetune_single_device", "--config"]
     assert {"max_steps_per_epoch=3", "epochs=1", "batch_size=1", "gradient_accumulation_steps=4",
             "resume_from_checkpoint=True"} <= set(cmd)  # fmt: skip
-    assert tt.batch_settings(path) == (2, 1)
-    assert tt.checkpoint_dir(path) == tmp_path / "output"
+    assert backends.batch_settings(tt, path) == (2, 1)
+    assert backends.checkpoint_dir(tt, path) == tmp_path / "output"

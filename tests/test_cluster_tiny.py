@@ -42,10 +42,11 @@ OOM_LIMIT_MB = 16
 
 @pytest.fixture
 def experiment(tmp_path: Path) -> Path:
+    from trainwright import backends
     from trainwright.backends import tiny
     from trainwright.backends.tiny_model.data import write_example_dataset
 
-    ok, why = tiny.installed()
+    ok, why = backends.installed(tiny)
     assert ok, f"the tiny backend cannot run here: {why}"
     exp = tmp_path / "tiny-three"
     exp.mkdir()

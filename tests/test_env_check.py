@@ -112,7 +112,7 @@ def test_no_gpu_is_no_go_for_gpu_backends_and_go_for_tiny() -> None:
     cpu = TorchFacts("2.13.0+cpu", None, None, None, sys.executable)
     r = evaluate(facts("", cpu), Needs("kohya", model_gb=6.5))
     assert r.decision == "NO-GO" and "No NVIDIA GPU found" in by_check(r)["gpu"].text
-    assert "tiny backend" in by_check(r)["gpu"].fix
+    assert "trains on the CPU (tiny" in by_check(r)["gpu"].fix
     r = evaluate(facts("", cpu, backend="tiny"), Needs("tiny"))
     assert r.decision == "GO" and "trains on the CPU" in by_check(r)["gpu"].text
 

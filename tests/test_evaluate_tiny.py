@@ -24,7 +24,10 @@ WEIGHTS = [0.0, 0.5, 1.0, 1.5]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Grimoire, list[Path]]:
-    ok, why = tiny.installed()
+    from trainwright import backends
+    from trainwright.backends import tiny
+
+    ok, why = backends.installed(tiny)
     if not ok:
         pytest.skip(why)
     from trainwright.backends.tiny_model.data import write_example_dataset

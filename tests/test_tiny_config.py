@@ -15,7 +15,8 @@ import yaml
 from helpers import REPO, assert_one_line_error, run_cli
 from support.fake_smi import fake_smi
 from support.tiny_project import make_project
-from trainwright.hardware import catalog, config_gate, vram
+from trainwright.backends import config_gate
+from trainwright.hardware import catalog, vram
 from trainwright.hardware.vram import Setup, constants, estimate
 from trainwright.state.content_hash import content_hash
 from trainwright.state.grimoire import Grimoire

@@ -13,6 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from support.tiny_project import make_project, set_config
+from trainwright import backends
 from trainwright.backends import tiny
 from trainwright.backends.tiny_model import lora
 from trainwright.backends.tiny_model.model import TinyDenoiser
@@ -89,6 +90,6 @@ def test_errors_are_one_line_with_their_kind(
 
 
 def test_installed_reports_the_bundled_weights() -> None:
-    ok, detail = tiny.installed()
+    ok, detail = backends.installed(tiny)
     assert ok and "base.safetensors" in detail
     assert torch.__version__

@@ -201,7 +201,7 @@ def test_long_lines_are_cut_before_any_pattern() -> None:
 
 
 def test_tiny_fields_read_as_before() -> None:
-    from trainwright.run.logs.tiny import fields_of
+    from trainwright.backends.tiny_model.log import fields_of
 
     line = "step=7/20 epoch=3/10 loss=0.1234 lr=1e-3 path=/a/b=c.safetensors odd: =x y="
     assert fields_of(line) == {

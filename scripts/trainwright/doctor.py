@@ -19,9 +19,20 @@ OPTIONAL = {
     "torch": "pip install 'trainwright[torch]'",
     "safetensors": "pip install 'trainwright[torch]'",
     "triton": "pip install 'trainwright[gpu]'",
-    "torchtune": "pip install 'trainwright[tune]'",
     "torchao": "pip install 'trainwright[tune]'",
 }
+
+
+def optional_packages() -> dict[str, str]:
+    """The extras, and every package a backend imports (its INSTALL data), with the install."""
+    from trainwright import backends
+
+    out = dict(OPTIONAL)
+    for mod in backends.all_backends():
+        spec = getattr(mod, "INSTALL", None) or {}
+        for package in spec.get("packages") or []:
+            out.setdefault(package, backends.install_hint(mod))
+    return out
 
 
 def package_info(name: str) -> dict[str, Any]:
@@ -35,7 +46,7 @@ def package_info(name: str) -> dict[str, Any]:
     return {
         "installed": present,
         "version": version,
-        "install": None if present else OPTIONAL.get(name),
+        "install": None if present else optional_packages().get(name),
     }
 
 
@@ -75,7 +86,7 @@ def diagnose(grimoire: Path) -> dict[str, Any]:
         "trainwright": __version__,
         "python": {"version": platform.python_version(), "executable": sys.executable},
         "platform": f"{platform.system()} {platform.machine()}",
-        "packages": {name: package_info(name) for name in OPTIONAL},
+        "packages": {name: package_info(name) for name in optional_packages()},
         "gpu": probe_gpus().as_dict(),
         "slurm": slurm_info(),
         "pack": {"root": pack_root, "found": pack_root is not None},

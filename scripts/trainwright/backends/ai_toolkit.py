@@ -33,6 +33,18 @@ KINDS = ("image",)
 FAMILIES = ("sd15", "sdxl", "sd3", "flux")
 OPTIMIZER_KEY = "ai-toolkit"
 ENV_DIR = "TRAINWRIGHT_AI_TOOLKIT_DIR"
+CHECKPOINT_GB = 0.25  # a LoRA file per save
+ALIASES = ("aitoolkit", "ai_toolkit")
+INSTALL = {
+    "clone": {
+        "env": ENV_DIR,
+        "default": "ai-toolkit",
+        "label": "ai-toolkit",
+        "marker": "run.py",
+        "modules": "toolkit.job",
+    },
+    "install": "git clone https://github.com/ostris/ai-toolkit and set " + ENV_DIR,
+}
 STEP_LINE = re.compile(
     r"(?<!\d)(?P<step>\d+)/(?P<total>\d+) \[.*?lr: (?P<lr>[0-9.e+-]+) loss: (?P<loss>[0-9.e+-]+)"
 )
@@ -234,10 +246,3 @@ def parse_line(line: str) -> dict[str, Any] | None:
         "loss": float(m["loss"]),
         "lr": float(m["lr"]),
     }
-
-
-def installed() -> tuple[bool, str]:
-    folder = toolkit_dir()
-    if not (folder / "run.py").is_file():
-        return False, f"ai-toolkit not found at {folder}: clone it and set {ENV_DIR}"
-    return True, f"ai-toolkit at {folder}"

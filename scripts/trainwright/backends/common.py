@@ -21,6 +21,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from trainwright import pack
 from trainwright.errors import TrainwrightError
 from trainwright.hardware.catalog import Model
+from trainwright.shell_words import Raw, Word
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 PLACEHOLDER = "SET-ME"  # a value the person must fill in; Gate 2 says NO-GO while one is left
@@ -107,6 +108,46 @@ class TrainingPlan:
         d = asdict(self)
         d["model"] = self.model.id
         return d
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one run starts on a cluster: the command words, what to add to resume, where its
+    checkpoints land (and the glob that finds them), shell lines to run before the launch."""
+
+    words: list[Word]
+    resume: list[Word]
+    checkpoint_dir: Path
+    checkpoint_pattern: str
+    prelude: tuple[str, ...] = ()
+
+
+# One process per node under srun, and torchrun's rendezvous on the first node (the sbatch script
+# exports MASTER_ADDR and MASTER_PORT): what a multi-node launch line is made of.
+SRUN_PER_NODE: list[Word] = ["srun", "--kill-on-bad-exit=1", "--ntasks-per-node=1"]
+RENDEZVOUS: list[Word] = [
+    "--rdzv_id",
+    Raw('"$SLURM_JOB_ID"'),
+    "--rdzv_backend",
+    "c10d",
+    "--rdzv_endpoint",
+    Raw('"$MASTER_ADDR:$MASTER_PORT"'),
+]
+
+
+def sibling_executable(python: str, name: str) -> str:
+    """`name` beside the interpreter that renders (the same environment), else from PATH."""
+    candidate = Path(python).parent / name
+    return str(candidate) if Path(python).is_absolute() and candidate.exists() else name
+
+
+def halve_batch(batch: int, accumulation: int) -> tuple[int, int]:
+    """The one out-of-memory rule: half the batch, and enough accumulation that the effective
+    batch (batch x accumulation) never shrinks. ValueError when the batch is already 1."""
+    if batch <= 1:
+        raise ValueError("the batch is already 1; it cannot shrink further")
+    new_batch = batch // 2
+    return new_batch, -(-batch * accumulation // new_batch)
 
 
 # ---- parameter ranges ---------------------------------------------------------------------

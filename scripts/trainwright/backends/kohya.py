@@ -14,8 +14,8 @@ The sd-scripts checkout is $TRAINWRIGHT_KOHYA_DIR (default ./sd-scripts).
 from __future__ import annotations
 
 import os
+import re
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,13 @@ from trainwright.backends.common import (
     unknown_keys,
 )
 from trainwright.errors import TrainwrightError
+from trainwright.run.logs.common import (
+    ATTEMPT_MARK,
+    LogState,
+    clock_seconds,
+    complete_lines,
+    to_float,
+)
 
 NAME = "kohya"
 CONFIG_FILE = "kohya-train.toml"
@@ -38,8 +45,29 @@ LOG_FORMAT = "kohya"
 HAS_ACCUMULATION = True
 CAN_RESUME = True
 KINDS = ("image",)
+DEFAULT_FOR = ("image",)
+ALIASES = ("kohya_ss", "sd_scripts", "sd-scripts")
 OPTIMIZER_KEY = "kohya"
 ENV_DIR = "TRAINWRIGHT_KOHYA_DIR"
+BATCH_KEYS = ("train_batch_size", "gradient_accumulation_steps")
+CHECKPOINT_GB = 0.25  # a LoRA file per save
+CAPTION_EXTENSION = ".caption"  # what sd-scripts reads when its config names none
+INSTALL = {
+    "clone": {
+        "env": ENV_DIR,
+        "default": "sd-scripts",
+        "label": "sd-scripts",
+        "marker": "train_network.py",
+        "modules": "library.train_util",
+        "executable": "accelerate",
+        "executable_install": "pip install accelerate in sd-scripts' venv",
+    },
+    "install": "git clone https://github.com/kohya-ss/sd-scripts and set " + ENV_DIR,
+}
+FAILURE_TEXTS = {
+    "dataset": [r"No images were discovered by the bucket manager[^\n]*"],
+    "config": [r"voluptuous[^\n]*"],
+}
 
 
 def names() -> dict[str, Any]:
@@ -293,20 +321,91 @@ def command(
     return cmd
 
 
-def batch_settings(config: Path) -> tuple[int, int]:
-    cfg = read_config(config)
-    return int(cfg.get("train_batch_size", 1)), int(cfg.get("gradient_accumulation_steps", 1))
-
-
 def checkpoint_dir(config: Path) -> Path:
     out = Path(str(read_config(config).get("output_dir", "output")))
     return out if out.is_absolute() else Path(config).parent / out
 
 
-def installed() -> tuple[bool, str]:
-    folder = scripts_dir()
-    if not (folder / "train_network.py").is_file():
-        return False, f"sd-scripts not found at {folder}: clone it and set {ENV_DIR}"
-    if not shutil.which("accelerate"):
-        return False, "accelerate is not on PATH (pip install accelerate in sd-scripts' venv)"
-    return True, f"sd-scripts at {folder}"
+# --- its log -----------------------------------------------------------------------------------
+LOG_BAR = re.compile(
+    r"steps:\s*\d+%\|[^|]*\|\s*(?P<step>\d+)/(?P<total>\d+)\s*"
+    r"\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+),\s*(?P<rate>[^,\]]*)"
+    r"(?:,\s*(?:avr_loss|loss)=(?P<loss>[-+\w.]+))?\]"
+)
+LOG_EPOCH = re.compile(r"(?:^|\s)epoch (\d+)/(\d+)\s*$")
+LOG_SAVED = re.compile(r"saving checkpoint:\s*(?P<path>\S+\.(?:safetensors|ckpt|pt))")
+LOG_TOTAL = re.compile(r"total optimization steps[^:=]*[:=]\s*(\d+)")
+LOG_EPOCHS = re.compile(r"num epochs[^:=]*[:=]\s*(\d+)")
+LOG_ERROR = re.compile(r"^(?:\w*Error|RuntimeError|torch\.\w*Error)\b.*|.*\bout of memory\b.*")
+LOG_SIGNATURE = re.compile(r"steps:\s*\d+%\||running training / |\bavr_loss=")
+_CKPT_LOG_EPOCH = re.compile(r"-(\d{6})\.(?:safetensors|ckpt|pt)$")
+_CKPT_STEP = re.compile(r"-step(\d{8})\.(?:safetensors|ckpt|pt)$")
+
+
+def parse_log(text: str, state: LogState | None = None) -> LogState:
+    """sd-scripts' console: the tqdm `steps:` bar (redrawn with carriage returns, so each `\\r`
+    or `\\n` ends a segment), `epoch N/M`, `saving checkpoint:`; `loss=` (older) or `avr_loss=`
+    (newer, an average over the epoch) are both read."""
+    st = state or LogState("kohya")
+    segments, tail = complete_lines(text, "\r\n")
+    if LOG_BAR.search(tail):
+        segments.append(tail)  # a bar redrawn in place has no newline, yet is complete
+    for seg in segments:
+        line = seg.rstrip()
+        if not line:
+            continue
+        if ATTEMPT_MARK.match(line):
+            st.new_attempt()
+            continue
+        m = LOG_BAR.search(line)
+        if m:
+            _bar(st, m)
+            continue
+        e = LOG_EPOCH.search(line)
+        if e:
+            st.epoch, st.epochs = int(e.group(1)), int(e.group(2))
+            continue
+        s = LOG_SAVED.search(line)
+        if s:
+            path = s.group("path")
+            ep, stp = _CKPT_LOG_EPOCH.search(path), _CKPT_STEP.search(path)
+            st.checkpoints.append(
+                {
+                    "path": path,
+                    "epoch": int(ep.group(1)) if ep else None,
+                    "step": int(stp.group(1)) if stp else st.step,
+                    "loss": st.loss,
+                }
+            )
+            continue
+        t = LOG_TOTAL.search(line)
+        if t:
+            st.steps = int(t.group(1))
+            continue
+        n = LOG_EPOCHS.search(line)
+        if n:
+            st.epochs = int(n.group(1))
+            continue
+        if LOG_ERROR.match(line.strip()):
+            st.errors.append(line.strip())
+            continue
+        st.unparsed_lines += 1
+    if st.steps and st.step is not None and st.step >= st.steps:
+        st.finished = True
+    return st
+
+
+def _bar(st: LogState, m: re.Match[str]) -> None:
+    step, total = int(m.group("step")), int(m.group("total"))
+    st.steps = total
+    elapsed = clock_seconds(m.group("elapsed"))
+    if m.group("loss") is not None:
+        loss = to_float(m.group("loss"))
+        if loss is not None and step > 0:
+            st.add_point(step, loss, st.epoch)
+    elif step > (st.step or 0):
+        st.step = step
+    if step > 0:
+        st.tick(step, elapsed)
+    left = clock_seconds(m.group("left"))
+    st.eta_s = left

@@ -12,13 +12,14 @@ Config: `tiny.yaml` in the project folder (keys in tiny_model/train.py DEFAULTS)
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trainwright.backends.common import Launch
+from trainwright.backends.tiny_model import log as _log
 from trainwright.errors import TrainwrightError
 
 NAME = "tiny"
@@ -28,7 +29,36 @@ BASE_MODEL = "tiny-denoiser (bundled)"
 HAS_ACCUMULATION = True
 CAN_RESUME = True
 RUNS_ON_CPU = True  # Gate 3 does not ask for a GPU
+FRAMEWORK = "none"
+CHECKPOINT_GB = 0.001  # its LoRA files are a few hundred kB
+BATCH_KEYS = ("batch_size", "gradient_accumulation_steps")
 DEFAULT_SAVE_EVERY = 5
+INSTALL = {
+    "packages": ["torch", "safetensors"],
+    "bundled": "backends/tiny_model/base.safetensors",
+    "bundled_fix": "python -m trainwright.backends.tiny_model.make_weights",
+    "install": "pip install 'trainwright[torch]'",
+}
+LOG_SIGNATURE = _log.SIGNATURE  # its log: `tiny: ...` lines, read by tiny_model/log.py
+parse_log = _log.parse
+EVAL_BASE_MODELS = ("tiny",)  # its LoRAs fit only its bundled model: the grid is made here
+# its model: 64 px, deterministic DDIM on a cosine schedule, no CFG or negative prompt
+EVAL_SAMPLING = {
+    "width": 64,
+    "height": 64,
+    "steps": 25,
+    "cfg": 0.0,
+    "sampler": "ddim",
+    "scheduler": "cosine",
+    "negative": "",
+}
+MODELS = ("bundled", "tiny", "tiny-denoiser")  # what a runs plan may name as its base model
+# The trainer's own refusals (tiny_model/train.py prints `tiny: error KIND: ...`).
+FAILURE_TEXTS = {
+    "model": [r"tiny: error model: [^\n]+"],
+    "dataset": [r"tiny: error dataset: [^\n]+"],
+    "config": [r"tiny: error config: [^\n]+"],
+}
 
 
 def render_config(
@@ -111,11 +141,6 @@ def command(
     return cmd
 
 
-def batch_settings(config: Path) -> tuple[int, int]:
-    cfg = read_config(config)
-    return int(cfg["batch_size"]), int(cfg["gradient_accumulation_steps"])
-
-
 def checkpoint_dir(config: Path) -> Path:
     return Path(read_config(config)["output_dir"])
 
@@ -140,21 +165,6 @@ def checkpoint_info(path: Path) -> dict[str, Any]:
             return None
 
     return {"epoch": num("epoch", int), "step": num("step", int), "loss": num("loss", float)}
-
-
-def installed() -> tuple[bool, str]:
-    """Whether this machine can run the backend, and what was found."""
-    missing = [m for m in ("torch", "safetensors") if importlib.util.find_spec(m) is None]
-    if missing:
-        return False, f"{', '.join(missing)} not installed: pip install 'trainwright[torch]'"
-    from trainwright.backends.tiny_model.train import bundled_weights
-
-    if not bundled_weights().is_file():
-        return False, (
-            f"bundled weights missing at {bundled_weights()}: "
-            "python -m trainwright.backends.tiny_model.make_weights"
-        )
-    return True, f"torch + safetensors, weights {bundled_weights().name}"
 
 
 def write_project_config(grimoire: Any, project: str, **params: Any) -> Path:
@@ -311,6 +321,11 @@ def eval_image_maker(size: int = 64, steps: int = 25) -> Any:
     from PIL import Image
     from safetensors.torch import load_file
 
+    # One image of the 1 M-parameter model is too small to share between threads. Measured on
+    # 2 cores, 25 steps: 0.23 s on one thread, 0.19 s on two when the cores are free, but 0.7 s
+    # on one and 11 s on two when other work competes for them.
+    torch.set_num_threads(1)
+
     from trainwright.backends.tiny_model import lora
     from trainwright.backends.tiny_model.model import encode_captions, sample
     from trainwright.backends.tiny_model.train import BUNDLED, load_base
@@ -340,6 +355,107 @@ def eval_image_maker(size: int = 64, steps: int = 25) -> Any:
         return Image.fromarray(pixels.numpy(), "RGB")
 
     return make
+
+
+# --- on a cluster (`trainwright runs ... --backend tiny`): one process, CPU or one GPU ---------
+MAX_PROCESSES = 1
+BASE_RUNS_USE_IT = True  # a base-model row is evaluated with this backend's model too
+CLUSTER_DEFAULTS = {"model": "tiny", "dataset": "data", "gpus": "cpu"}
+# runs_plan.md column -> tiny.yaml key
+PLAN_COLUMNS = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "learning_rate": "learning_rate",
+    "lora_rank": "rank",
+    "lora_alpha": "alpha",
+    "seed": "seed",
+}
+
+
+def base_model_file() -> Path:
+    from trainwright.backends.tiny_model.train import bundled_weights
+
+    return bundled_weights()
+
+
+def model_problem(model: str) -> str | None:
+    if model.lower() in MODELS or model.endswith(".safetensors"):
+        return None
+    return (
+        f"model {model!r} is unknown to the tiny backend; "
+        f"use one of {', '.join(MODELS)} or a .safetensors file it made"
+    )
+
+
+def _from_plan(value: str, experiment_dir: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (experiment_dir / path).resolve())
+
+
+def cluster_config(run: Any, experiment_dir: Path) -> str:
+    """The run's tiny.yaml (as finetune.yaml) from a runs_plan.md row."""
+    settings: dict[str, Any] = {
+        "dataset": _from_plan(run.dataset, experiment_dir),
+        "trigger_word": run.extra_value("trigger word", "trigger") or run.name,
+        "output_name": run.name,
+    }
+    if run.model.endswith(".safetensors"):
+        settings["base_model"] = _from_plan(run.model, experiment_dir)
+    for column, key in PLAN_COLUMNS.items():
+        if column in run.params:
+            value = run.params[column]
+            settings[key] = int(value) if column == "lora_alpha" else value
+    return next(iter(render_config(**settings).values()))
+
+
+def cluster_launch(
+    run: Any, run_dir: Path, config: dict[str, Any], python: str, launcher: str
+) -> Launch:
+    name = Path("finetune.yaml")
+    words = [python, *command(name)[1:]]
+    resume = command(name, resume=True)[len(words) :]
+    out = Path(str(config.get("output_dir") or "checkpoints"))
+    return Launch(words, list(resume), out if out.is_absolute() else run_dir / out, "*.safetensors")
+
+
+def run_inputs(config: dict[str, Any], folder: Path) -> dict[str, Path]:
+    """What a run reads, by role, relative to its folder (where the trainer starts)."""
+    found: dict[str, Path] = {}
+    for role, key in (("dataset", "dataset"), ("model", "base_model")):
+        value = config.get(key)
+        if not isinstance(value, str) or not value.strip() or value.strip().lower() in MODELS:
+            continue
+        path = Path(value.strip()).expanduser()
+        found[role] = path if path.is_absolute() else folder / path
+    return found
+
+
+def startup_problems(config_path: Path) -> list[str]:
+    """The trainer's own start-up steps, short of loading torch: its config, the base model
+    file, and every image and caption of its dataset (decoded, as it will be)."""
+    import os
+
+    from trainwright.backends.tiny_model import data, train
+
+    try:
+        cfg = train.load_config(config_path)
+    except train.TinyError as exc:
+        return [str(exc)]
+    problems = []
+    model = cfg["base_model"]
+    if model != train.BUNDLED and not Path(model).is_file():
+        problems.append(f"the base model {model} does not exist")
+    elif model != train.BUNDLED and not os.access(model, os.R_OK):
+        problems.append(f"the base model {model} cannot be read (permissions)")
+    try:
+        data.load_folder(
+            cfg["dataset"], cfg["trigger_word"], cfg["resolution"], cfg["caption_extension"]
+        )
+    except data.DatasetError as exc:
+        audit = f" (trainwright audit {cfg['dataset']} lists them all)"
+        problems.append(f"{exc}{audit if 'image' in str(exc) else ''}")
+    return problems
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ Checkpoints land in `output_dir` (epoch_N/ folders); the DiskLogger writes outpu
 
 from __future__ import annotations
 
-import importlib.util
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,10 +24,26 @@ from typing import Any
 
 import yaml
 
-from trainwright.backends.common import PLACEHOLDER, TrainingPlan, optimizer_entry
+from trainwright.backends.common import (
+    PLACEHOLDER,
+    RENDEZVOUS,
+    SRUN_PER_NODE,
+    Launch,
+    TrainingPlan,
+    optimizer_entry,
+    sibling_executable,
+)
 from trainwright.errors import TrainwrightError
 from trainwright.hardware import catalog
 from trainwright.hardware.catalog import Model
+from trainwright.run.logs.common import (
+    ATTEMPT_MARK,
+    LogState,
+    clock_seconds,
+    complete_lines,
+    to_float,
+)
+from trainwright.shell_words import Raw, Word
 
 NAME = "torchtune"
 CONFIG_FILE = "finetune.yaml"
@@ -34,7 +51,16 @@ LOG_FORMAT = "torchtune"
 HAS_ACCUMULATION = True
 CAN_RESUME = True
 KINDS = ("llm",)
+DEFAULT_FOR = ("llm",)
 OPTIMIZER_KEY = "torchtune"
+FRAMEWORK = "torchtune"  # chunked cross-entropy (LOSS below): the logits are never whole
+BATCH_KEYS = ("batch_size", "gradient_accumulation_steps")
+INSTALL = {
+    "packages": ["torchtune"],
+    "executable": "tune",
+    "install": "pip install 'trainwright[tune]'",
+}
+FAILURE_TEXTS = {"config": [r"Config is not well-formed[^\n]*"]}
 LOSS = "torchtune.modules.loss.CEWithChunkedOutputLoss"
 ATTN_MODULES = ("q_proj", "k_proj", "v_proj", "output_proj")
 
@@ -46,13 +72,13 @@ def recipe_for(method: str, gpus: int = 1) -> str:
 
 def _model(model: Model | str) -> Model:
     m = model if isinstance(model, Model) else catalog.load().get(str(model))
-    if not m.torchtune:
+    if not m.for_trainer(NAME):
         raise TrainwrightError(f"torchtune 0.6.1 has no model builder for {m.name}")
     return m
 
 
 def checkpoint_files(m: Model) -> Any:
-    tt = m.torchtune
+    tt = m.for_trainer(NAME)
     if tt.get("checkpoint_shards"):
         return {"filename_format": tt["checkpoint_files"], "max_filename": tt["checkpoint_shards"]}
     return [tt["checkpoint_files"]]
@@ -88,7 +114,7 @@ def torchtune_config(
 ) -> dict[str, Any]:
     """A torchtune recipe config for `model` as a dict (key order as torchtune's own)."""
     m = _model(model)
-    tt = m.torchtune
+    tt = m.for_trainer(NAME)
     if method not in ("lora", "qlora", "full"):
         raise TrainwrightError(f"method must be lora, qlora or full, not {method!r}")
     if gpus < 1:
@@ -312,20 +338,216 @@ def command(
     return cmd
 
 
-def batch_settings(config: Path) -> tuple[int, int]:
-    cfg = read_config(config)
-    return int(cfg.get("batch_size", 1)), int(cfg.get("gradient_accumulation_steps", 1))
+# --- its log -----------------------------------------------------------------------------------
+DISK = re.compile(r"^Step (?P<step>\d+) \| (?P<rest>.*)$")
+BAR = re.compile(
+    r"(?<!\d)(?P<epoch>\d+)\|(?P<step>\d+)\|Loss: (?P<loss>[-+\w.]+):\s*\d+%\|[^|]*\|\s*"
+    r"(?P<n>\d+)/(?P<total>\d+)\s*\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+)[^\]]*\]"
+)
+PAIR = re.compile(r"(\w+):(\S+)")
+ERROR = re.compile(r"^(?:\w*Error|torch\.\w*Error)\b.*|.*\bout of memory\b.*")
+LOG_SIGNATURE = re.compile(r"^Step \d+ \| loss:|(?<!\d)\d+\|\d+\|Loss: ", re.M)
 
 
-def checkpoint_dir(config: Path) -> Path:
-    out = Path(str(read_config(config).get("output_dir", "output")))
-    return out if out.is_absolute() else Path(config).parent / out
+def parse_log(text: str, state: LogState | None = None) -> LogState:
+    """DiskLogger files (`Step 12 | loss:1.234 lr:0.0003 ...`; no epoch, no clock, memory in GiB)
+    and the recipe's tqdm bar (`1|12|Loss: 1.2345:  12%|...| 12/100 [00:30<03:40, ...]`)."""
+    st = state or LogState("torchtune")
+    segments, tail = complete_lines(text, "\r\n")
+    if BAR.search(tail):
+        segments.append(tail)
+    for seg in segments:
+        line = seg.rstrip()
+        if not line:
+            continue
+        if ATTEMPT_MARK.match(line):
+            st.new_attempt()
+            continue
+        d = DISK.match(line)
+        if d:
+            _disk(st, int(d.group("step")), dict(PAIR.findall(d.group("rest"))))
+            continue
+        b = BAR.search(line)
+        if b:
+            step, loss = int(b.group("step")), to_float(b.group("loss"))
+            epoch = int(b.group("epoch"))
+            if loss is not None and step > 0:
+                st.add_point(step, loss, epoch)
+                st.tick(step, clock_seconds(b.group("elapsed")), per_bar=True)
+            st.epoch = epoch
+            st.steps_per_epoch = int(b.group("total"))
+            continue
+        if ERROR.match(line.strip()):
+            st.errors.append(line.strip())
+            continue
+        st.unparsed_lines += 1
+    if st.epochs and st.epoch and st.steps and st.step and st.step >= st.steps:
+        st.finished = True
+    return st
 
 
-def installed() -> tuple[bool, str]:
-    tune = shutil.which("tune", path=str(Path(sys.executable).parent)) or shutil.which("tune")
-    if importlib.util.find_spec("torchtune") is None or not tune:
-        return False, "torchtune is not installed: pip install 'trainwright[tune]'"
-    from importlib import metadata
+def _disk(st: LogState, step: int, fields: dict[str, str]) -> None:
+    loss = to_float(fields.get("loss", ""))
+    if loss is None:
+        st.unparsed_lines += 1
+        return
+    prev = st.points.get(step)
+    st.add_point(step, loss, prev.epoch if prev else None)
+    for key in ("peak_memory_reserved", "peak_memory_active", "peak_memory_alloc"):
+        mem = to_float(fields.get(key, ""))
+        if mem is not None:
+            st.vram_used_gib = round(mem, 2)
+            break
 
-    return True, f"torchtune {metadata.version('torchtune')} ({tune})"
+
+# --- on a cluster (`trainwright runs ... --backend torchtune`) -----------------------------------
+CLUSTER_DEFAULTS = {"model": "llama3.2-1b", "dataset": "alpaca_cleaned", "gpus": "1"}
+LAUNCHERS = ("tune", "torchrun")  # `tune run`, or torchrun on the recipe file
+VALIDATOR = "tune validate"
+# runs_plan.md column -> torchtune_config() argument
+PLAN_COLUMNS = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "learning_rate": "learning_rate",
+    "lora_rank": "lora_rank",
+    "lora_alpha": "lora_alpha",
+    "max_seq_len": "max_seq_len",
+    "seed": "seed",
+    "packed": "packed",
+    "max_steps": "max_steps_per_epoch",
+}
+BUILTIN_DATASETS = ("alpaca", "alpaca_cleaned")
+# torchrun needs the recipe's file; torchtune installs its recipes as plain files, not a package.
+RECIPE_FILE = (
+    "RECIPE_FILE=\"$({python} -c 'import importlib.util, os; "
+    'print(os.path.join(importlib.util.find_spec("recipes").submodule_search_locations[0], '
+    '"{recipe}.py"))\')"'
+)
+
+
+def model_problem(name: str) -> str | None:
+    """Why torchtune cannot train `name`, or None when the catalog has a torchtune builder."""
+    try:
+        model = catalog.load().get(name)
+    except TrainwrightError as exc:
+        return str(exc).split(" (see ")[0]
+    if not model.for_trainer(NAME):
+        return f"torchtune 0.6.1 has no model builder for {model.name}"
+    return None
+
+
+def _plan_dataset(run: Any, experiment_dir: Path) -> str:
+    if run.dataset in BUILTIN_DATASETS:
+        return run.dataset
+    path = Path(run.dataset).expanduser()
+    return str(path if path.is_absolute() else (experiment_dir / path).resolve())
+
+
+def plan_arguments(run: Any, experiment_dir: Path) -> dict[str, Any]:
+    """torchtune_config() arguments from a runs_plan.md row."""
+    args: dict[str, Any] = {
+        "method": run.method,
+        "gpus": run.gpus or 1,
+        "checkpoint_dir": run.extra_value("checkpoint dir", "model dir", "weights") or PLACEHOLDER,
+        "output_dir": "output",
+        "dataset": _plan_dataset(run, experiment_dir),
+    }
+    for column, argument in PLAN_COLUMNS.items():
+        if column in run.params:
+            args[argument] = run.params[column]
+    return args
+
+
+def cluster_config(run: Any, experiment_dir: Path) -> str:
+    cfg = torchtune_config(run.model, **plan_arguments(run, experiment_dir))
+    recipe = recipe_for(run.method, run.gpus or 1)
+    header = (
+        f"# torchtune {recipe} config for run '{run.name}' ({run.model}), written by\n"
+        "# `trainwright runs torchtune-configs` from runs_plan.md. checkpoint_dir must point at\n"
+        "# the downloaded weights (`tune download ...`); a 'Checkpoint dir' column sets it.\n"
+    )
+    return to_yaml(cfg, header)
+
+
+def cluster_problems(config: dict[str, Any], path: Path) -> list[str]:
+    """What stops this config from running: placeholders left, packing without a length."""
+    found = []
+    checkpointer = config.get("checkpointer") or {}
+    if PLACEHOLDER in str(checkpointer.get("checkpoint_dir", "")):
+        found.append(
+            f"{path}: checkpointer.checkpoint_dir is {PLACEHOLDER}: download the weights "
+            "(`tune download ORG/MODEL --output-dir DIR`) and set it, or add a 'Checkpoint dir' "
+            "column to the plan"
+        )
+    dataset = config.get("dataset") or {}
+    tokenizer = config.get("tokenizer") or {}
+    if isinstance(dataset, dict) and dataset.get("packed") and not tokenizer.get("max_seq_len"):
+        found.append(
+            f"{path}: dataset.packed is true but tokenizer.max_seq_len is not set; packing "
+            "needs a block length"
+        )
+    return found
+
+
+def cluster_launch(
+    run: Any, run_dir: Path, config: dict[str, Any], python: str, launcher: str | None
+) -> Launch:
+    """`tune run` (or torchrun with the recipe file, `launcher="torchrun"`), under srun with a
+    rendezvous on several nodes."""
+    gpus = run.gpus or 1
+    recipe = recipe_for(run.method, gpus)
+    prelude: tuple[str, ...] = ()
+    if launcher == "torchrun" and gpus > 1:
+        torchrun = sibling_executable(python, "torchrun")
+        nnodes: Word = Raw('"$SLURM_NNODES"') if run.nodes > 1 else "1"
+        words: list[Word] = [*SRUN_PER_NODE] if run.nodes > 1 else []
+        words += [torchrun, "--nnodes", nnodes, "--nproc_per_node", str(run.gpus_per_node)]
+        words += [*RENDEZVOUS] if run.nodes > 1 else ["--standalone"]
+        words += [Raw('"$RECIPE_FILE"')]
+        prelude = (RECIPE_FILE.format(python=shlex.quote(python), recipe=recipe),)
+    elif run.nodes > 1:
+        tune = sibling_executable(python, "tune")
+        words = [*SRUN_PER_NODE, tune, "run", "--nnodes", Raw('"$SLURM_NNODES"')]
+        words += ["--nproc_per_node", str(run.gpus_per_node), *RENDEZVOUS, recipe]
+    elif gpus > 1:
+        words = [sibling_executable(python, "tune"), "run", "--nproc_per_node", str(gpus), recipe]
+    else:
+        words = [sibling_executable(python, "tune"), "run", recipe]
+    words += ["--config", "finetune.yaml"]
+    out = Path(str(config.get("output_dir") or "output"))
+    out = out if out.is_absolute() else run_dir / out
+    return Launch(
+        words, ["resume_from_checkpoint=True"], out, "recipe_state/recipe_state.pt", prelude
+    )
+
+
+def cluster_vram(run: Any, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """What the VRAM estimate needs from a run's config (vram.Setup fields, method aside), and
+    its schedule (steps per epoch, epochs) for the time estimate."""
+    lora = config.get("model") or {}
+    tokenizer = config.get("tokenizer") or {}
+    settings = {
+        "precision": "fp32" if config.get("dtype") == "fp32" else "bf16",
+        "rank": int(lora.get("lora_rank") or 16),
+        "targets": "all" if lora.get("apply_lora_to_mlp") else "attn",
+        "batch": int(config.get("batch_size") or 1),
+        "seq_len": int(tokenizer.get("max_seq_len") or 2048),
+        "gradient_accumulation": int(config.get("gradient_accumulation_steps") or 1),
+        "gradient_checkpointing": bool(config.get("enable_activation_checkpointing", True)),
+    }
+    schedule = {"epochs": int(config.get("epochs") or 1)}
+    if config.get("max_steps_per_epoch"):
+        schedule["steps_per_epoch"] = int(config["max_steps_per_epoch"])
+    return settings, schedule
+
+
+def run_inputs(config: dict[str, Any], folder: Path) -> dict[str, Path]:
+    """The dataset file the config reads (a hub name such as alpaca is not a path)."""
+    dataset = config.get("dataset")
+    if isinstance(dataset, dict):
+        dataset = dataset.get("data_files") or dataset.get("source")
+    if not isinstance(dataset, str) or not dataset.strip():
+        return {}
+    path = Path(dataset.strip()).expanduser()
+    return {"dataset": path} if path.is_absolute() else {}

@@ -1,6 +1,7 @@
 """`trainwright runs ...`: a planned set of fine-tuning runs, from runs_plan.md to a status table.
 
-plan -> setup-dirs -> configs (torchtune-configs) -> slurm-scripts -> launch -> monitor.
+plan -> setup-dirs -> configs (or one backend's: `<backend>-configs`) -> slurm-scripts -> launch
+-> monitor. The backends, their defaults and launchers come from the registry of backends.
 Every command takes the experiment folder (default: the current folder).
 """
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from trainwright.choices import LazyChoice, cluster_backend_names, launcher_names
 from trainwright.cluster import views
 from trainwright.errors import TrainwrightError
 from trainwright.numeric import Float, Int
@@ -53,7 +55,7 @@ def runs_group() -> None:
     The sequence, one command per step:
       trainwright runs plan EXP            runs_plan.md + runs_status.yaml
       trainwright runs setup-dirs EXP      <run>/evaluations/ and README.md
-      trainwright runs configs EXP         <run>/finetune.yaml (torchtune-configs: torchtune only)
+      trainwright runs configs EXP         <run>/finetune.yaml (BACKEND-configs: one backend)
       trainwright runs slurm-scripts EXP   <run>/finetune.slurm (+ sweeps/<sweep>.slurm)
       trainwright runs launch EXP          submit (a rerun resumes; never submits twice)
       trainwright runs monitor EXP         status table; OOM -> half the batch, resubmitted
@@ -65,8 +67,8 @@ def runs_group() -> None:
 
 @runs_group.command("plan")
 @EXPERIMENT
-@click.option("--model", help="Base model of the runs (default: llama3.2-1b; tiny: tiny).")
-@click.option("--dataset", help="Dataset of the runs (default: alpaca_cleaned; tiny: data).")
+@click.option("--model", help="Base model of the runs (default: the backend's example model).")
+@click.option("--dataset", help="Dataset of the runs (default: the backend's example dataset).")
 @click.option(
     "--method",
     type=click.Choice(["lora", "qlora", "full"]),
@@ -76,12 +78,10 @@ def runs_group() -> None:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["torchtune", "tiny"]),
-    default="torchtune",
-    show_default=True,
-    help="Trainer.",
+    type=LazyChoice(cluster_backend_names),
+    help="Trainer (default: the suggested one for LLMs).",
 )
-@click.option("--gpus", help="GPUs per run (default: 1; tiny: cpu).")
+@click.option("--gpus", help="GPUs per run (default: the backend's: 1, or cpu for CPU trainers).")
 @click.option("--runs", "count", type=Int(1, 100), default=2, show_default=True)
 @click.option(
     "--with-base/--no-base", default=True, show_default=True, help="Add a base-model row."
@@ -92,7 +92,7 @@ def plan_cmd(
     model: str | None,
     dataset: str | None,
     method: str,
-    backend: str,
+    backend: str | None,
     gpus: str | None,
     count: int,
     with_base: bool,
@@ -105,16 +105,18 @@ def plan_cmd(
     validated, and runs new to it are added to runs_status.yaml as PLANNED. Exit 1 when the plan
     has problems (each listed with its line).
     """
+    from trainwright import backends
     from trainwright.cluster.scaffold import scaffold
 
-    tiny = backend == "tiny"  # the defaults must make a plan its own backend can run
+    backend = backend or backends.cluster_default()
+    defaults = getattr(backends.get(backend), "CLUSTER_DEFAULTS", {})  # a plan it can run
     result = scaffold(
         experiment_dir,
-        model=model or ("tiny" if tiny else "llama3.2-1b"),
-        dataset=dataset or ("data" if tiny else "alpaca_cleaned"),
+        model=model or defaults.get("model", "SET-ME"),
+        dataset=dataset or defaults.get("dataset", "SET-ME"),
         method=method,
         backend=backend,
-        gpus=gpus or ("cpu" if tiny else "1"),
+        gpus=gpus or str(defaults.get("gpus", "1")),
         count=count,
         with_base=with_base,
     )
@@ -184,7 +186,7 @@ def _configs(
     as_json: bool,
 ) -> int:
     from trainwright.cluster.configs import write_configs
-    from trainwright.cluster.runs_launch import check_config, deep_validate
+    from trainwright.cluster.runs_launch import can_validate, check_config, deep_validate
 
     plan = _plan(experiment_dir)
     result = write_configs(experiment_dir, plan, backend, _only(only), force)
@@ -194,10 +196,11 @@ def _configs(
             continue
         run = plan.run(item["run"])
         found = check_config(run, Path(item["config"]))
-        if validate and run.backend == "torchtune":
-            problem = deep_validate(Path(item["config"]))
+        checked = validate and can_validate(run.backend)
+        if checked:
+            problem = deep_validate(run.backend, Path(item["config"]))
             found += [problem] if problem else []
-        item["validated"] = validate and run.backend == "torchtune"
+        item["validated"] = checked
         item["problems"] = found
         problems += found
     result["problems"] = problems
@@ -210,7 +213,9 @@ def _configs(
 @EXPERIMENT
 @ONLY
 @click.option("--force", is_flag=True, help="Rewrite configs that differ (old one kept as .bak).")
-@click.option("--validate", is_flag=True, help="Also run `tune validate` on torchtune configs.")
+@click.option(
+    "--validate", is_flag=True, help="Also run each backend's own config check where it has one."
+)
 @json_option
 def configs_cmd(
     experiment_dir: Path, only: tuple[str, ...], force: bool, validate: bool, as_json: bool
@@ -223,21 +228,31 @@ def configs_cmd(
     return _configs(experiment_dir, None, only, force, validate, as_json)
 
 
-@runs_group.command("torchtune-configs")
-@EXPERIMENT
-@ONLY
-@click.option("--force", is_flag=True, help="Rewrite configs that differ (old one kept as .bak).")
-@click.option("--validate", is_flag=True, help="Also run `tune validate` on each config.")
-@json_option
-def torchtune_configs_cmd(
-    experiment_dir: Path, only: tuple[str, ...], force: bool, validate: bool, as_json: bool
-) -> int:
-    """Write <run>/finetune.yaml for the torchtune runs only (the create-torchtune-config step).
+def _backend_configs_command(name: str) -> click.Command:
+    """`runs <name>-configs`: the configs step for one backend's runs (for torchtune, the
+    create-torchtune-config skill's step)."""
 
-    Base-model runs and runs of other backends are skipped; packing is checked (a packed
-    dataset needs tokenizer.max_seq_len). Exit 1 when a config fails a check.
-    """
-    return _configs(experiment_dir, "torchtune", only, force, validate, as_json)
+    @click.command(f"{name}-configs")
+    @EXPERIMENT
+    @ONLY
+    @click.option("--force", is_flag=True, help="Rewrite configs that differ (old one kept).")
+    @click.option("--validate", is_flag=True, help="Also run the backend's own config check.")
+    @json_option
+    def command(
+        experiment_dir: Path, only: tuple[str, ...], force: bool, validate: bool, as_json: bool
+    ) -> int:
+        return _configs(experiment_dir, name, only, force, validate, as_json)
+
+    command.help = (
+        f"Write <run>/finetune.yaml for the {name} runs only.\n\nBase-model runs and runs of "
+        "other backends are skipped; the backend's own checks run on each config. Exit 1 when a "
+        "config fails a check."
+    )
+    return command
+
+
+for _name in cluster_backend_names():
+    runs_group.add_command(_backend_configs_command(_name))
 
 
 @runs_group.command("slurm-scripts")
@@ -254,10 +269,8 @@ def torchtune_configs_cmd(
 @click.option("--mem", help="Memory per node (e.g. 200G), replacing the derived value.")
 @click.option(
     "--launcher",
-    type=click.Choice(["tune", "torchrun"]),
-    default="tune",
-    show_default=True,
-    help="How multi-GPU torchtune runs start.",
+    type=LazyChoice(launcher_names),
+    help="How multi-GPU runs start, for backends that offer a choice (default: the first).",
 )
 @click.option("--setup", multiple=True, help="A shell line run first (e.g. 'module load cuda').")
 @click.option(
@@ -288,7 +301,7 @@ def slurm_scripts_cmd(
     cpus_per_gpu: int | None,
     cpus: int | None,
     mem: str | None,
-    launcher: str,
+    launcher: str | None,
     setup: tuple[str, ...],
     python: str,
     sbatch_options: tuple[str, ...],
@@ -354,7 +367,9 @@ def _gpu_spec(gpu_type: str | None) -> GPUSpec | None:
 @EXPERIMENT
 @ONLY
 @click.option("--dry-run", is_flag=True, help="Run the pre-flight checks and say what would go.")
-@click.option("--validate", is_flag=True, help="Also `tune validate` every torchtune config.")
+@click.option(
+    "--validate", is_flag=True, help="Also run each backend's own config check where it has one."
+)
 @click.option("--local", "force_local", is_flag=True, help="Run here even if sbatch exists.")
 @click.option(
     "--retry",

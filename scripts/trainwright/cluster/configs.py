@@ -1,70 +1,22 @@
 """Each training run's trainer config (`<run>/finetune.yaml`), written by its backend's module.
 
-The text comes from trainwright.backends.<backend>; this step only maps the plan's columns to
-the backend's settings, skips base-model runs, and never overwrites a config a person (or an
+The text comes from the run's backend (`cluster_config`, which maps the plan's columns to its
+settings); this step skips base-model runs, and never overwrites a config a person (or an
 out-of-memory retry) changed unless asked to, keeping the old one beside it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainwright.cluster.adapters import CONFIG_NAME
+from trainwright.cluster.adapters import CONFIG_NAME, adapter
 from trainwright.cluster.dirs import run_dir
-from trainwright.cluster.runs_plan import Plan, PlannedRun
+from trainwright.cluster.runs_plan import Plan
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
 from trainwright.state.safe_paths import new_backup_file
-
-Writer = Callable[[PlannedRun, Path, Path], str]  # (run, run folder, experiment folder) -> text
-
-
-def _dataset_path_of(value: str, experiment_dir: Path) -> str:
-    """A path from the plan: absolute as is, relative to the experiment folder otherwise."""
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (experiment_dir / path).resolve())
-
-
-def _dataset_path(run: PlannedRun, experiment_dir: Path) -> str:
-    return _dataset_path_of(run.dataset, experiment_dir)
-
-
-def _tiny(run: PlannedRun, folder: Path, experiment_dir: Path) -> str:
-    from trainwright.backends import tiny
-
-    p = run.params
-    settings: dict[str, Any] = {
-        "dataset": _dataset_path(run, experiment_dir),
-        "trigger_word": run.extra_value("trigger word", "trigger") or run.name,
-        "output_name": run.name,
-    }
-    if run.model.endswith(".safetensors"):
-        settings["base_model"] = _dataset_path_of(run.model, experiment_dir)
-    for ours, theirs in (
-        ("epochs", "epochs"),
-        ("batch_size", "batch_size"),
-        ("gradient_accumulation_steps", "gradient_accumulation_steps"),
-        ("learning_rate", "learning_rate"),
-        ("lora_rank", "rank"),
-        ("lora_alpha", "alpha"),
-        ("seed", "seed"),
-    ):
-        if ours in p:
-            settings[theirs] = int(p[ours]) if ours == "lora_alpha" else p[ours]
-    files = tiny.render_config(**settings)
-    return next(iter(files.values()))
-
-
-def _torchtune(run: PlannedRun, folder: Path, experiment_dir: Path) -> str:
-    from trainwright.cluster import torchtune_glue
-
-    return torchtune_glue.render(run, folder, experiment_dir)
-
-
-WRITERS: dict[str, Writer] = {"tiny": _tiny, "torchtune": _torchtune}
 
 
 def write_configs(
@@ -102,7 +54,7 @@ def write_configs(
             continue
         folder = run_dir(experiment_dir, run.name)
         path = folder / CONFIG_NAME
-        text = WRITERS[run.backend](run, folder, experiment_dir)
+        text = adapter(run.backend).cluster_config(run, experiment_dir)
         action = _write(path, text, force, dry_run)
         results.append(
             {"run": run.name, "backend": run.backend, "config": str(path), "action": action}

@@ -7,13 +7,14 @@ to size the request; writes nothing for base-model runs.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwright.backends.common import Launch
+from trainwright.clock import file_stamp
 from trainwright.cluster import sizing
-from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, Launch, adapter, read_config
+from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, read_config
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.render import JobScript, checkpoint_glob, render_script
 from trainwright.cluster.runs_plan import Plan, PlannedRun
@@ -34,7 +35,7 @@ class Settings:
     qos: str | None = None
     constraint: str | None = None
     gpu_type: str | None = None
-    launcher: str = "tune"  # tune | torchrun, for multi-GPU torchtune runs
+    launcher: str | None = None  # how multi-GPU runs start (a backend's LAUNCHERS; None: its first)
     python: str = field(default_factory=lambda: sys.executable)
     setup: list[str] = field(default_factory=list)  # shell lines run first (module load ...)
     overrides: sizing.Overrides = field(default_factory=sizing.Overrides)
@@ -64,10 +65,10 @@ def _launch(run: PlannedRun, experiment_dir: Path, settings: Settings) -> tuple[
     if not config_path.exists():
         raise TrainwrightError(
             f"run {run.name!r} has no {config_path}: write the configs first "
-            "(`trainwright runs configs`, or `trainwright runs torchtune-configs`)"
+            "(`trainwright runs configs`)"
         )
     config = read_config(config_path)
-    return adapter(run.backend).launch(
+    return adapter(run.backend).cluster_launch(
         run, rdir, config, settings.python, settings.launcher
     ), config
 
@@ -170,7 +171,7 @@ def write_if_changed(path: Path, text: str, dry_run: bool) -> str:
         if old == text.encode("utf-8"):
             return "unchanged"
         if not dry_run:
-            new_backup_file(path, time.strftime("%Y%m%d-%H%M%S"), old)
+            new_backup_file(path, file_stamp(), old)
             atomic_write_text(path, text)
             path.chmod(0o755)
         return "updated"

@@ -47,9 +47,9 @@ def script_exit(text: str) -> int | None:
 
 def progress(text: str, backend: str) -> dict[str, Any]:
     """Step, total steps, last loss and seconds left, from the trainer's own lines."""
-    from trainwright.run.logs import TEXT_PARSERS, parse_text
+    from trainwright.run.logs import parse_text, text_parsers
 
-    state = parse_text(text, backend if backend in TEXT_PARSERS else None)
+    state = parse_text(text, backend if backend in text_parsers() else None)
     eta = state.eta_s if state.eta_s is not None else state.rate_eta()
     return {
         "step": state.step,

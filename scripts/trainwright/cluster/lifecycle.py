@@ -8,12 +8,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import now_iso
 from trainwright.cluster import slurm, states
-from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, halve_batch, read_config
+from trainwright.cluster.adapters import (
+    CONFIG_NAME,
+    SCRIPT_NAME,
+    batch_keys,
+    halve_batch,
+    read_config,
+)
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.generate import sweep_log_pattern, sweep_script
 from trainwright.cluster.runs_plan import Plan, PlannedRun
-from trainwright.cluster.status import now
 from trainwright.errors import TrainwrightError
 
 MAX_OOM_RETRIES = 3
@@ -32,7 +38,7 @@ ATTEMPT_KEYS = (
 
 
 def batch_of(experiment_dir: Path, run: PlannedRun) -> tuple[int | None, int | None]:
-    keys = adapter(run.backend).batch_keys
+    keys = batch_keys(run.backend)
     try:
         config = read_config(run_dir(experiment_dir, run.name) / CONFIG_NAME)
     except TrainwrightError:
@@ -64,7 +70,7 @@ def start_attempt(
             "state": states.PENDING if executor == "slurm" else states.RUNNING,
             "job_id": job_id,
             "executor": executor,
-            "submitted": now(),
+            "submitted": now_iso(),
             "log": log,
             "resume": resume,
             "batch_size": batch[0],
@@ -73,7 +79,7 @@ def start_attempt(
     )
     if pid is not None:
         entry["pid"] = pid
-        entry["started"] = now()
+        entry["started"] = now_iso()
     if time_limit:
         entry["time_limit"] = time_limit
     entry.setdefault("oom_retries", 0)
@@ -133,7 +139,7 @@ def script_time(script: Path) -> str | None:
 
 def finish(entry: dict[str, Any], state: str, exit_code: Any = None, reason: Any = None) -> None:
     entry["state"] = state
-    entry["ended"] = entry.get("ended") or now()
+    entry["ended"] = entry.get("ended") or now_iso()
     if exit_code is not None:
         entry["exit_code"] = str(exit_code)
     if reason:
@@ -180,7 +186,7 @@ def shrink_after_oom(
         return None
     config = run_dir(experiment_dir, run.name) / CONFIG_NAME
     try:
-        old_b, old_a, new_b, new_a = halve_batch(config, adapter(run.backend).batch_keys)
+        old_b, old_a, new_b, new_a = halve_batch(config, batch_keys(run.backend))
     except TrainwrightError as exc:
         finish(entry, states.OUT_OF_MEMORY, reason=f"{oom_line}; {exc}")
         return None

@@ -13,19 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainwright.pack import read_text
+from trainwright.shell_words import Raw, Word
 
 TEMPLATE = "resources/slurm/finetune.slurm.tmpl"
 _GLOB_CHARS = "*?[]\\"
-
-
-@dataclass(frozen=True)
-class Raw:
-    """A shell fragment written by trainwright itself (a variable expansion), emitted as is."""
-
-    text: str
-
-
-Word = str | Raw
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwright.cluster import inputs, lifecycle, local, runs_monitor, slurm, states
-from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, read_config
+from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, batch_keys, read_config
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.generate import job_name, sweep_script
 from trainwright.cluster.runs_plan import Plan, PlannedRun
@@ -52,33 +52,38 @@ def _writable(path: Path) -> bool:
 
 
 def check_config(run: PlannedRun, config_path: Path) -> list[str]:
-    """Structural checks any backend needs, plus the torchtune ones (placeholders, packing)."""
+    """Structural checks any backend needs, plus the backend's own (`cluster_problems`)."""
     problems = []
     try:
         config = read_config(config_path)
     except TrainwrightError as exc:
         return [str(exc)]
     problems += inputs.problems(run, config, config_path)
-    keys = adapter(run.backend).batch_keys
+    keys = batch_keys(run.backend)
     for key in keys:
         value = config.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             problems.append(f"{config_path}: {key} is {value!r}; it must be a whole number >= 1")
-    if run.backend == "torchtune":
-        from trainwright.cluster import torchtune_glue
-
-        problems += torchtune_glue.problems(config, config_path)
-    out = adapter(run.backend).launch(run, config_path.parent, config, "python", "tune")
+    backend = adapter(run.backend)
+    if hasattr(backend, "cluster_problems"):
+        problems += backend.cluster_problems(config, config_path)
+    out = backend.cluster_launch(run, config_path.parent, config, "python", None)
     if not _writable(out.checkpoint_dir):
         problems.append(f"run {run.name!r}: checkpoint folder {out.checkpoint_dir} is not writable")
     return problems
 
 
-def deep_validate(config_path: Path) -> str | None:
-    """`tune validate` on a torchtune config (slow: imports torchtune); None when well-formed."""
-    from trainwright.cluster import torchtune_glue
+def can_validate(backend: str) -> bool:
+    """Whether the backend has its own config validation (such as `tune validate`)."""
+    return hasattr(adapter(backend), "validate")
 
-    return torchtune_glue.validate(config_path)
+
+def deep_validate(backend: str, config_path: Path) -> str | None:
+    """The backend's own validation of a run config (slow: imports the trainer); None when
+    well-formed."""
+    mod = adapter(backend)
+    ok, last = mod.validate(config_path)
+    return None if ok else f"{config_path}: {getattr(mod, 'VALIDATOR', backend)}: {last}"
 
 
 def preflight(
@@ -102,8 +107,8 @@ def preflight(
             )
         else:
             pf.problems += check_config(run, config)
-            if validate and run.backend == "torchtune":
-                problem = deep_validate(config)
+            if validate and can_validate(run.backend):
+                problem = deep_validate(run.backend, config)
                 if problem:
                     pf.problems.append(problem)
         script = folder / SCRIPT_NAME

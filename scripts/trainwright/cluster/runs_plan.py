@@ -167,15 +167,16 @@ def parse_plan_text(
     text: str,
     path: Path,
     check: RunCheck | None = None,
-    backends: tuple[str, ...] = ("torchtune",),
+    backends: tuple[str, ...] = (),
     cpu_backends: tuple[str, ...] = (),
 ) -> Plan:
+    """`backends`: the names a plan may use, the default (for a plan that names none) first."""
     problems: list[Problem] = []
     lines = text.split("\n")
     top, entries, found_table = scan(lines, problems)
     defaults = set(filter(None, top.pop("__defaults__", "").split(",")))
     experiment = top.get("experiment") or path.parent.name or "experiment"
-    default_backend = (top.get("backend") or backends[0]).strip().lower()
+    default_backend = (top.get("backend") or (backends[0] if backends else "")).strip().lower()
     if not entries:
         problems.append(
             Problem(
@@ -362,7 +363,7 @@ def _params(row: _Row) -> dict[str, Any]:
         row.problem(
             row.get("packed")[1],
             "packing needs a maximum sequence length; add 'Max seq len' "
-            "(torchtune packs samples into blocks of that many tokens)",
+            "(packing fills blocks of that many tokens with samples)",
         )
     return params
 
@@ -432,7 +433,7 @@ def _check_sweeps(runs: list[PlannedRun], problems: list[Problem]) -> None:
 def read_plan(
     experiment_dir: Path,
     check: RunCheck | None = None,
-    backends: tuple[str, ...] = ("torchtune",),
+    backends: tuple[str, ...] = (),
     cpu_backends: tuple[str, ...] = (),
 ) -> Plan:
     path = Path(experiment_dir) / PLAN_NAME

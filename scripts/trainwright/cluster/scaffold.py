@@ -35,7 +35,7 @@ def plan_text(
 
 One row per run. Edit freely, then check with `trainwright runs validate`.
 - Method: lora, qlora, full, or base (the base model itself: evaluated, not fine-tuned).
-- GPUs: the total over all nodes (add a Nodes column for multi-node runs; `cpu` for tiny).
+- GPUs: the total over all nodes (add a Nodes column for multi-node runs; `cpu` for a CPU trainer).
 - Optional columns: Nodes, Backend, Learning rate, Epochs, Max steps, Batch size,
   Grad accum, LoRA rank, LoRA alpha, Max seq len, Packed, Seed, Time, Sweep, Notes.
   Runs with the same Sweep name go to SLURM as one job array.

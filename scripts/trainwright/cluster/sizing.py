@@ -7,7 +7,7 @@ config and the VRAM estimate imply, then a stated default. `notes` says where ea
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trainwright.cluster.runs_plan import PlannedRun
@@ -75,34 +75,27 @@ def _mem(text: str) -> str:
 def vram_estimate(
     run: PlannedRun, config: dict[str, Any], gpu: Any | None = None
 ) -> dict[str, Any] | None:
-    """The hardware room's VRAM (and, with a known GPU, time) estimate for a torchtune run.
+    """The hardware room's VRAM (and, with a known GPU, time) estimate for a run whose backend
+    can describe its config for it (`cluster_vram`).
 
     Returns {"per_gpu_gb", "weights_gb", "fits", "gpu_gb", "time", "source"} or None when the
-    model is not in the catalog (or the run is not a torchtune one).
+    model is not in the catalog (or the backend says nothing about memory).
     """
-    if run.backend != "torchtune":
-        return None
+    from trainwright import backends
+    from trainwright.cluster.adapters import adapter
     from trainwright.hardware import catalog, timing, vram
 
+    backend = adapter(run.backend)
+    if not hasattr(backend, "cluster_vram"):
+        return None
     try:
         model = catalog.load().get(run.model)
     except TrainwrightError:
         return None
-    lora = config.get("model") or {}
-    tokenizer = config.get("tokenizer") or {}
-    seq_len = int(tokenizer.get("max_seq_len") or 2048)
-    batch = int(config.get("batch_size") or 1)
-    checkpointing = bool(config.get("enable_activation_checkpointing", True))
-    setup = vram.Setup(
-        method=run.method,
-        precision="fp32" if config.get("dtype") == "fp32" else "bf16",
-        rank=int(lora.get("lora_rank") or 16),
-        targets="all" if lora.get("apply_lora_to_mlp") else "attn",
-        batch=batch,
-        seq_len=seq_len,
-        gradient_accumulation=int(config.get("gradient_accumulation_steps") or 1),
-        gradient_checkpointing=checkpointing,
-    )
+    settings, schedule = backend.cluster_vram(run, config)
+    setup = vram.Setup(method=run.method, **settings)
+    if hasattr(setup, "framework"):
+        setup = replace(setup, framework=backends.framework(backend))
     try:
         est = vram.estimate(model, setup)
     except TrainwrightError:
@@ -119,11 +112,12 @@ def vram_estimate(
     if gpu is not None:
         out["gpu_gb"] = gpu.memory_gib
         out["fits"] = per_gpu <= gpu.memory_gib
-        steps = config.get("max_steps_per_epoch")
+        steps = schedule.get("steps_per_epoch")
         if gpu.bf16_tflops and steps:
-            accum = int(config.get("gradient_accumulation_steps") or 1)
-            step_s = timing.seconds_per_step(model, seq_len, batch, gpu.bf16_tflops, checkpointing)
-            total_s = int(config.get("epochs") or 1) * int(steps) * accum * step_s
+            step_s = timing.seconds_per_step(
+                model, setup.seq_len, setup.batch, gpu.bf16_tflops, setup.gradient_checkpointing
+            )
+            total_s = schedule.get("epochs", 1) * int(steps) * setup.gradient_accumulation * step_s
             out["time"] = format_minutes(TIME_MARGIN * total_s / 60 + STARTUP_MINUTES)
     return out
 

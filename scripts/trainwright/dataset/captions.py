@@ -7,7 +7,6 @@ The agent writes the captions (it can see the images); this module checks them a
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import re
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import file_stamp
 from trainwright.dataset.data import model_family, sizes
 from trainwright.dataset.images import display, walk
 from trainwright.errors import TrainwrightError
@@ -229,10 +229,18 @@ def plain_summary(rep: CaptionReport, trigger: str | None = None) -> list[str]:
             lines.append(f"{n} images {label}: {', '.join(who)}" + (" ..." if n > 5 else ""))
     if rep.other_ext:
         other = ", ".join(f"{n} {e}" for e, n in rep.other_ext.items())
+        from trainwright import backends
+
+        defaults = [
+            f"{m.NAME} defaults to {m.CAPTION_EXTENSION}"
+            for m in backends.all_backends()
+            if getattr(m, "CAPTION_EXTENSION", ".txt") != ".txt"
+        ]
         lines.append(
-            f"Also found {other} caption files. Trainers read one extension only: kohya "
-            f'sd-scripts defaults to .caption (set caption_extension = "{rep.ext}" for '
-            f"{rep.ext} files); a wrong setting means every caption is silently ignored."
+            f"Also found {other} caption files. Trainers read one extension only"
+            + (f" ({'; '.join(defaults)})" if defaults else "")
+            + f': set caption_extension = "{rep.ext}" for {rep.ext} files; a wrong setting '
+            "means every caption is silently ignored."
         )
     if rep.orphans:
         lines.append(
@@ -305,7 +313,7 @@ def apply(
             f"{len(unknown)} drafted captions name no image in {folder}: {', '.join(unknown[:3])}"
         )
     planned: dict[Path, str] = {by_key[k]: v for k, v in drafts.items()}
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = file_stamp()
     backups: dict[str, Path] = {}
     out: dict[str, list[str]] = {"written": [], "trigger_added": [], "kept": [], "unchanged": []}
     sharing: dict[Path, list[Path]] = {}

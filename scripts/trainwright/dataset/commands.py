@@ -351,7 +351,10 @@ def captions_group() -> None:
 @captions_group.command("check")
 @click.argument("folder", type=FOLDER)
 @click.option(
-    "--ext", default=".txt", show_default=True, help="Caption extension (kohya: .caption)."
+    "--ext",
+    default=".txt",
+    show_default=True,
+    help="Caption extension (some trainers default to .caption).",
 )
 @click.option("--trigger", help="Trigger word every caption must contain.")
 @click.option("--model", help="Base model, to check tag vs natural-language style.")
@@ -398,7 +401,10 @@ def captions_check_cmd(
     help='JSON {"image.png": "caption", ...} written by the agent after approval.',
 )
 @click.option(
-    "--ext", default=".txt", show_default=True, help="Caption extension (kohya: .caption)."
+    "--ext",
+    default=".txt",
+    show_default=True,
+    help="Caption extension (some trainers default to .caption).",
 )
 @click.option("--replace", is_flag=True, help="Overwrite captions that differ from the drafts.")
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")

@@ -30,17 +30,8 @@ def model_family(model: str | None) -> str | None:
     if not model:
         return None
     m = model.lower().replace(" ", "").replace("-", "").replace("_", "").replace(".", "")
-    for key, probes in (
-        ("tiny", ("tiny",)),  # the bundled tiny denoiser (`--model tiny`)
-        ("pony", ("pony",)),
-        ("illustrious", ("illustrious", "noobai")),
-        ("flux", ("flux",)),
-        ("sd3", ("sd3", "stablediffusion3")),
-        ("sdxl", ("sdxl", "xl")),
-        ("sd2", ("sd2", "v21", "sd21")),
-        ("sd15", ("sd15", "sd1", "v15", "15")),
-    ):
-        if any(p in m for p in probes):
+    for key, probes in sizes().get("family_words") or []:
+        if any(str(p) in m for p in probes):
             return key
     return None
 

@@ -18,12 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwright import backends
 from trainwright.demo.dataset import TRIGGER, make_demo_dataset
 from trainwright.errors import TrainwrightError
 
 PROJECT = "exstyle"
 DATASET = "dataset"  # relative to the project root, as typed
 # Small and quick: 64 px, a handful of epochs; enough for the LoRA's effect to show in the grid.
+# The demo runs the embedded backend (the one that trains on the CPU and makes its own eval grid)
+# on its bundled model.
+BACKEND = backends.embedded().NAME
+MODEL = backends.embedded().EVAL_BASE_MODELS[0]
 CONFIG_OVERRIDES = ("resolution=64", "epochs=8", "batch_size=4", "save_every_n_epochs=4")
 
 
@@ -105,7 +110,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
         "--project",
         PROJECT,
         "Type=style",
-        "Base model=tiny",
+        f"Base model={MODEL}",
         f"Trigger word={TRIGGER}",
         f"Dataset folder={DATASET}",
         "Description=a painterly style on flat colour fields",
@@ -149,7 +154,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     d.run(
         "vram",
         "--model",
-        "tiny",
+        MODEL,
         "--method",
         "lora",
         "--resolution",
@@ -164,9 +169,9 @@ def run_demo(root: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
         "--project",
         PROJECT,
         "--backend",
-        "tiny",
+        BACKEND,
         "--model",
-        "tiny",
+        MODEL,
         "--preset",
         "quick",
         *CONFIG_OVERRIDES,

@@ -51,7 +51,8 @@ def _read_prompts_file(path: Path) -> list[str]:
 )
 @click.option(
     "--model",
-    help="Base model (file name as ComfyUI lists it, or 'tiny'); default: Base model in intent.md.",
+    help="Base model (file name as ComfyUI lists it, or an embedded backend's own model); "
+    "default: Base model in intent.md.",
 )
 @click.option("--prompt", "prompts", multiple=True, help="A test prompt of your own (repeatable).")
 @click.option(
@@ -181,7 +182,7 @@ def eval_grid_cmd(
             label = f"{path.resolve().parent.name}-{label}"
         ckpts.append(grid_run.Checkpoint(label, inspect_lora(path)))
     from_flag = ctx.get_parameter_source("comfyui_url") == click.core.ParameterSource.COMMANDLINE
-    tiny = _tiny_generator(base, ckpts, comfyui_flag=comfyui_url if from_flag else None)
+    in_process = _in_process(base, ckpts, comfyui_flag=comfyui_url if from_flag else None)
     url = comfyui.check_url(comfyui_url or DEFAULT_COMFYUI)
     family, defaults = prompt_mod.sampling_for(prompt_mod.family_of(base, model_family(g, base)))
     sampling = Sampling(
@@ -196,10 +197,11 @@ def eval_grid_cmd(
     if sampling.width % 8 or sampling.height % 8:
         raise TrainwrightError("--width and --height must be multiples of 8")
     maker = None
-    if tiny:
-        # the tiny model: 64 px, deterministic DDIM on a cosine schedule, no CFG or negative
-        sampling = Sampling(64, 64, steps or 25, 0.0, "ddim", "cosine", "")
-        maker = _tiny_maker(sampling.steps)
+    if in_process is not None:  # its own sampling (the embedded model: fixed size, no CFG)
+        own = dict(in_process.EVAL_SAMPLING)
+        own["steps"] = steps or own["steps"]
+        sampling = Sampling(**own)
+        maker = _in_process_maker(in_process, sampling.steps)
     req = grid_run.EvalRequest(
         project=name,
         checkpoints=ckpts,
@@ -208,8 +210,8 @@ def eval_grid_cmd(
         weights=weight_list,
         seed=seed,
         sampling=sampling,
-        generator="tiny" if tiny else "comfyui",
-        comfyui_url=None if tiny else url,
+        generator=in_process.NAME if in_process is not None else "comfyui",
+        comfyui_url=None if in_process is not None else url,
         comfyui_explicit=comfyui_url is not None,
         request_timeout=request_timeout,
         image_timeout=image_timeout,
@@ -218,7 +220,7 @@ def eval_grid_cmd(
     )
     run = grid_run.run_eval(req, g.project_dir(name) / RUNS_DIR)
     data = run.as_dict()
-    data["family"] = family if not tiny else "tiny"
+    data["family"] = family if in_process is None else in_process.NAME
     data.update(record_run(g, name, run))
     ok = run.status == "complete" or (run.status == "workflows-only" and not req.comfyui_explicit)
     data["exit_code"] = 0 if ok else 1
@@ -226,57 +228,59 @@ def eval_grid_cmd(
     return data["exit_code"]
 
 
-def _tiny_generator(base: str, ckpts: list[Any], comfyui_flag: str | None) -> bool:
-    """Whether the grid is made in-process by the tiny backend; a contradiction is refused.
+def _in_process(base: str, ckpts: list[Any], comfyui_flag: str | None) -> Any:
+    """The backend that makes this grid in-process (one whose own model is the base), or None
+    for ComfyUI; a contradiction is refused.
 
-    A LoRA the tiny backend trained fits only its bundled model, which ComfyUI does not have;
-    a LoRA from another trainer cannot be applied to the tiny model.
+    A LoRA such a backend trained fits only its bundled model, which ComfyUI does not have; a
+    LoRA from another trainer cannot be applied to that model.
     """
-    base_tiny = base.strip().lower().startswith("tiny")
+    from trainwright import backends
+
+    by_base = backends.in_process_eval(base)
     trained_by = {c.label: c.lora.metadata.get("trainwright_backend") for c in ckpts}
-    tiny_loras = sorted(k for k, v in trained_by.items() if v == "tiny")
-    other_loras = sorted(k for k, v in trained_by.items() if v and v != "tiny")
-    if tiny_loras and other_loras:
+    own = {k: backends.lookup(v) for k, v in trained_by.items() if v}
+    ours = sorted(k for k, m in own.items() if m is not None and backends.in_process_eval_of(m))
+    others = sorted(k for k, v in trained_by.items() if v and k not in ours)
+    maker = by_base or (own[ours[0]] if ours else None)
+    if maker is None:
+        return None
+    name = maker.NAME
+    if ours and others:
         raise TrainwrightError(
-            f"{', '.join(tiny_loras)} came from the tiny backend and {', '.join(other_loras)} "
+            f"{', '.join(ours)} came from the {name} backend and {', '.join(others)} "
             "from another trainer: one grid compares checkpoints of one base model"
         )
-    if tiny_loras and not base_tiny:
+    if ours and by_base is None:
         raise TrainwrightError(
-            f"{tiny_loras[0]} was trained by the tiny backend on its bundled model, not on "
-            f"{base!r}: give --model tiny (or leave --model out when intent.md says tiny)"
+            f"{ours[0]} was trained by the {name} backend on its bundled model, not on "
+            f"{base!r}: give --model {name} (or leave --model out when intent.md says {name})"
         )
-    if base_tiny and other_loras:
+    if by_base is not None and others:
         raise TrainwrightError(
-            f"{other_loras[0]} was trained by {trained_by[other_loras[0]]}, not on the tiny "
+            f"{others[0]} was trained by {trained_by[others[0]]}, not on the {name} "
             "model: give --model with the base model it was trained on"
         )
-    if base_tiny and comfyui_flag is not None:
+    if comfyui_flag is not None:
         raise TrainwrightError(
-            f"the tiny model's grid is made in-process; ComfyUI ({comfyui_flag}) does not have "
-            "the bundled tiny model: leave out --comfyui"
+            f"the {name} model's grid is made in-process; ComfyUI ({comfyui_flag}) does not have "
+            f"the bundled {name} model: leave out --comfyui"
         )
-    return base_tiny or bool(tiny_loras)
+    return maker
 
 
-def _tiny_maker(steps: int) -> Any:
+def _in_process_maker(backend: Any, steps: int) -> Any:
+    from trainwright import backends
+
     try:
-        from trainwright.backends import tiny
-
-        ok, why = tiny.installed()
+        ok, why = backends.installed(backend)
         if not ok:
-            raise TrainwrightError(f"the embedded tiny backend cannot run here: {why}")
-        import torch
-
-        # One image of the 1 M-parameter model is too small to share between threads. Measured
-        # on 2 cores, 25 steps: 0.23 s on one thread, 0.19 s on two when the cores are free, but
-        # 0.7 s on one and 11 s on two when other work competes for them.
-        torch.set_num_threads(1)
-        return tiny.eval_image_maker(steps=steps)
+            raise TrainwrightError(f"the {backend.NAME} backend cannot run here: {why}")
+        return backend.eval_image_maker(steps=steps)
     except ImportError as exc:
         raise TrainwrightError(
-            f"the embedded tiny backend cannot be loaded ({exc}); install the torch extra: "
-            "pip install 'trainwright[torch]'"
+            f"the {backend.NAME} backend cannot be loaded ({exc}); install it: "
+            f"{backends.install_hint(backend)}"
         ) from None
 
 
@@ -284,9 +288,8 @@ def _render_eval(d: dict[str, Any]) -> str:
     folder = d["folder"]
     how = {
         "comfyui": f"ComfyUI at {d['comfyui']}",
-        "tiny": "the tiny backend, in-process",
         "workflows": "no generator: workflow JSONs only",
-    }[d["generator"]]
+    }.get(d["generator"], f"the {d['generator']} backend, in-process")
     lines = [f"eval-grid {d['project']}: run {d['run']} ({how}), seed {d['seed']}"]
     lines.append(f"  folder: {folder}")
     if d["status"] == "workflows-only":

@@ -1,6 +1,7 @@
 """Make an evaluation grid: every prompt x weight (x checkpoint) cell, one fixed seed.
 
-Three ways to make the cells: ComfyUI over HTTP, the embedded tiny backend in-process, or, when
+Three ways to make the cells: ComfyUI over HTTP, a backend that makes them in-process (its
+EVAL_BASE_MODELS: the embedded trainer's own model), or, when
 no ComfyUI answers, only the workflow JSONs (one per cell, loadable in ComfyUI) for later. Every
 run gets a new folder (see runs.py); a cell that fails is drawn as a grey tile and the grid is
 marked PARTIAL, in its name, its legend, the manifest and eval.md.
@@ -35,8 +36,10 @@ from trainwright.state.atomic import atomic_write_bytes, atomic_write_text
 
 OK, FAILED, NOT_RUN, WORKFLOW_ONLY = "ok", "failed", "not-run", "workflow-only"
 
-# (lora path, prompt, weight, seed) -> image; the tiny backend provides one.
+# (lora path, prompt, weight, seed) -> image; an in-process backend provides one.
 ImageMaker = Callable[[Path, str, float, int], Image.Image]
+
+NOT_IN_PROCESS = ("comfyui", "workflows")
 
 
 @dataclass
@@ -80,7 +83,7 @@ class EvalRequest:
     weights: list[float]
     seed: int
     sampling: Sampling
-    generator: str  # "comfyui" or "tiny"
+    generator: str  # "comfyui", or the name of the backend that makes the cells in-process
     comfyui_url: str | None = None
     comfyui_explicit: bool = False
     request_timeout: float = 30.0
@@ -128,7 +131,7 @@ class EvalRun:
             "prompts": [p.as_dict() for p in r.prompts],
             "checkpoints": [{"label": c.label, **c.lora.as_dict()} for c in r.checkpoints],
             "sampling": r.sampling.as_dict(),
-            "comfyui": r.comfyui_url if self.generator != "tiny" else None,
+            "comfyui": r.comfyui_url if self.generator in NOT_IN_PROCESS else None,
             "cells_total": len(self.cells),
             "cells_made": self.made,
             "partial": self.partial,
@@ -172,8 +175,8 @@ def run_eval(req: EvalRequest, runs_dir: Path, today: _dt.date | None = None) ->
     run_id, folder = new_run_dir(runs_dir, today)
     run = EvalRun(run_id, folder, req, plan_cells(req), generator, message=message, server=server)
     try:
-        if generator == "tiny":
-            _run_tiny(run)
+        if generator not in NOT_IN_PROCESS:
+            _run_in_process(run)
         else:
             _write_workflows(run)
             if generator == "comfyui":
@@ -297,10 +300,10 @@ def _save_png(run: EvalRun, cell: Cell, data: bytes) -> None:
     cell.status, cell.image, cell.error = OK, run.rel(path), None
 
 
-def _run_tiny(run: EvalRun) -> None:
+def _run_in_process(run: EvalRun) -> None:
     req = run.request
     if req.maker is None:
-        _stop(run, run.cells, "the tiny backend is not available in this installation")
+        _stop(run, run.cells, f"the {run.generator} backend is not available in this installation")
         return
     bar = _progress(req, len(run.cells))
     with bar:
@@ -351,8 +354,9 @@ def _compose_one(run: EvalRun, ck: Checkpoint) -> str:
         else:
             reasons[cell.row][cell.col] = cell.error or cell.status
     how = (
-        f"tiny backend, in-process, {req.sampling.steps} DDIM steps"
-        if run.generator == "tiny"
+        f"{run.generator} backend, in-process, {req.sampling.steps} "
+        f"{req.sampling.sampler.upper()} steps"
+        if run.generator not in NOT_IN_PROCESS
         else f"{req.sampling.sampler}/{req.sampling.scheduler}, {req.sampling.steps} steps, "
         f"cfg {req.sampling.cfg:g}"
     )

@@ -110,7 +110,12 @@ class Model:
     max_seq_len: int | None = None
     attention: str = "sdpa"
     caption_style: str | None = None
-    torchtune: dict[str, str] = field(default_factory=dict)
+    # per-trainer facts, keyed by backend name (a catalog entry's mapping that is not a field:
+    # e.g. a trainer's model builder and checkpoint layout); read with for_trainer()
+    trainers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_trainer(self, backend: str) -> dict[str, Any]:
+        return dict(self.trainers.get(backend) or {})
 
     @property
     def is_image(self) -> bool:
@@ -169,14 +174,19 @@ class Catalog:
 
     def _build(self, model_id: str) -> Model:
         e = self._merged(model_id)
-        known = {f.name for f in fields(Model)} - {"id", "parts", "aliases", "torchtune"}
+        known = {f.name for f in fields(Model)} - {"id", "parts", "aliases", "trainers"}
         kwargs = {k: v for k, v in e.items() if k in known}
+        trainers = {
+            k: dict(v)
+            for k, v in e.items()
+            if k not in known and k not in ("id", "parts", "aliases") and isinstance(v, dict)
+        }
         parts = {n: _part(n, p) for n, p in e["parts"].items()}
         return Model(
             id=model_id,
             parts=parts,
             aliases=tuple(e.get("aliases", [])),
-            torchtune=dict(e.get("torchtune") or {}),
+            trainers=trainers,
             **kwargs,
         )
 

@@ -33,8 +33,7 @@ from trainwright.hardware.gpu import ENV_OVERRIDE, GPU, GPUProbe, probe_gpus
 
 MATRIX = "resources/environment/cuda-pytorch-matrix.yaml"
 MATRIX_SCHEMA = "resources/environment/cuda-pytorch-matrix.schema.json"
-KNOWN_WITHOUT_MODULE = ("torchtune",)  # checked here even before its backend module exists
-CHECKPOINT_GB = {"tiny": 0.001, "kohya": 0.25, "ai_toolkit": 0.25, "simpletuner": 0.25}
+CHECKPOINT_GB = 0.25  # one saved checkpoint, unless the backend says (its CHECKPOINT_GB)
 WORKING_ROOM_GB = 2.0
 IMAGE_MB_ESTIMATE = 2.5
 GiB = 1024**3
@@ -153,7 +152,10 @@ class Needs:
         return bool(self.backend) and not runs_on_cpu(self.backend)
 
     def checkpoint_gb(self) -> float:
-        per = CHECKPOINT_GB.get(self.backend or "", self.model_gb or 0.25)
+        declared = (
+            getattr(backend_module(self.backend), "CHECKPOINT_GB", None) if self.backend else None
+        )
+        per = declared if declared is not None else (self.model_gb or CHECKPOINT_GB)
         count = max(1, -(-(self.epochs or 15) // self.save_every))
         return per * count
 
@@ -295,98 +297,42 @@ def torch_cuda_works(python: str, timeout: float = 180.0) -> tuple[bool, str | N
     return False, lines[-1] if lines else f"exit {out.returncode}"
 
 
-def _venv_python(folder: Path) -> str | None:
-    for cand in (
-        folder / "venv",
-        folder / ".venv",
-        folder.parent / "venv",
-        folder.parent / ".venv",
-    ):
-        exe = cand / "bin" / "python"
-        if exe.exists():
-            return str(exe)
-    return None
-
-
-def _import_check(python: str, cwd: Path, modules: str) -> str | None:
-    """None when `python -c 'import MODULES'` works in `cwd`, else its last error line."""
-    try:
-        out = subprocess.run(
-            [python, "-c", f"import {modules}"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    if out.returncode == 0:
-        return None
-    lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else f"exit {out.returncode}"
-
-
 def backend_module(name: str) -> Any:
-    """The backend's module in trainwright.backends, or None (torchtune before it has one)."""
-    from trainwright.backends import get
+    """The backend's module, asked of the registry (an unknown name lists the known ones)."""
+    from trainwright import backends
 
-    try:
-        return get(name)
-    except TrainwrightError:
-        if name in KNOWN_WITHOUT_MODULE:
-            return None
-        raise
+    return backends.get(name)
 
 
 def runs_on_cpu(name: str | None) -> bool:
-    return bool(name) and bool(getattr(backend_module(str(name)), "RUNS_ON_CPU", False))
+    from trainwright import backends
+
+    return bool(name) and backends.runs_on_cpu(backend_module(str(name)))
 
 
-# Clones whose own imports prove they can run: (folder function, marker file, modules).
-_CLONES = {
-    "kohya": ("scripts_dir", "train_network.py", "library.train_util"),
-    "ai_toolkit": ("toolkit_dir", "run.py", "toolkit.job"),
-}
+def cpu_backends() -> list[str]:
+    from trainwright import backends
+
+    return backends.where(backends.runs_on_cpu)
 
 
 def probe_backend(name: str, deep: bool = True) -> tuple[bool, str, str, str | None]:
-    """(installed, what was found or the fix, fingerprint, the python it runs with).
+    """(installed, what was found or the fix, fingerprint, the python it runs with): the
+    backend's INSTALL data judged on this machine's facts; for a cloned trainer the check
+    imports its own code with its venv's Python (`deep`)."""
+    from trainwright.backends import install_probe, module_name
 
-    The backend module answers first (`installed()`); for the trainers people clone (kohya
-    sd-scripts, ai-toolkit) the check then imports their own code with their venv's Python.
-    """
     module = backend_module(name)
-    key = name.replace("-", "_")
-    if module is not None and hasattr(module, "installed"):
-        ok, detail = module.installed()
-        if not ok:
-            return False, str(detail), "", None
-        python = None
-        if key in _CLONES:
-            folder_fn, marker, modules = _CLONES[key]
-            folder = Path(getattr(module, folder_fn)())
-            python = _venv_python(folder) or sys.executable
-            if deep:
-                problem = _import_check(python, folder, modules)
-                if problem:
-                    return (
-                        False,
-                        f"{detail}, but `import {modules}` fails with {python}: {problem}",
-                        "",
-                        python,
-                    )
-            detail = f"{detail} (python {python})"
-        return True, str(detail), f"{key}:{detail}", python
-    if key == "torchtune":
-        tune = shutil.which("tune") or shutil.which("tune", path=str(Path(sys.executable).parent))
-        if importlib.util.find_spec("torchtune") is None or not tune:
-            return False, "torchtune is not installed: pip install 'trainwright[tune]'", "", None
-        version = md.version("torchtune")
-        return True, f"torchtune {version} ({tune})", f"torchtune:{version}", None
-    if key == "simpletuner" and importlib.util.find_spec("simpletuner") is not None:
-        version = md.version("simpletuner")
-        return True, f"simpletuner {version}", f"simpletuner:{version}", None
-    return False, f"{name} is not installed", "", None
+    spec = install_probe.spec_of(module)
+    key = module_name(module.NAME)
+    ok, detail, fingerprint, python = install_probe.verdict(
+        key, spec, install_probe.local_facts(spec, deep=deep)
+    )
+    if ok and hasattr(module, "installed"):  # what the data cannot say (a GPU-only flavour)
+        more_ok, more = module.installed()
+        if not more_ok:
+            return False, str(more), "", python
+    return ok, detail, fingerprint, python
 
 
 def gather(
@@ -526,7 +472,8 @@ def _gpu(facts: EnvFacts, needs: Needs, add: Any) -> None:
                 "error",
                 f"No NVIDIA GPU found ({facts.gpu_error}); {needs.backend} trains on a GPU.",
                 "run on a machine with an NVIDIA GPU and its driver, or rehearse the whole "
-                "pipeline here with the tiny backend (it trains on the CPU)",
+                "pipeline here with a backend that trains on the CPU "
+                f"({', '.join(cpu_backends())})",
             )
         )
     else:
@@ -536,8 +483,8 @@ def _gpu(facts: EnvFacts, needs: Needs, add: Any) -> None:
                 "ok",
                 f"No GPU found ({facts.gpu_error}); "
                 + (
-                    "the tiny backend trains on the CPU, which is fine for it."
-                    if needs.backend == "tiny"
+                    f"the {needs.backend} backend trains on the CPU, which is fine for it."
+                    if runs_on_cpu(needs.backend)
                     else "GPU backends will need one."
                 ),
             )

@@ -33,15 +33,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def backend_name(raw: str | None) -> str | None:
-    """The backend's module name (config.md may say `ai-toolkit`, `kohya_ss`, ...)."""
+    """The backend's module name (config.md may say `ai-toolkit`, `kohya_ss`, ...: the
+    registry knows each backend's aliases; an unknown name stops here, the known ones listed)."""
     if not raw or not raw.strip():
         return None
     from trainwright.backends import module_name
 
-    name = module_name(raw).replace(" ", "_")
-    name = {"kohya_ss": "kohya", "sd_scripts": "kohya", "aitoolkit": "ai_toolkit"}.get(name, name)
-    env_check.backend_module(name)  # an unknown name stops here, with the known ones listed
-    return name
+    return module_name(env_check.backend_module(raw.strip().replace(" ", "_")).NAME)
 
 
 def _first_number(text: str | None) -> float | None:
@@ -77,10 +75,9 @@ def needs_for(g: Grimoire, project: str) -> env_check.Needs:
     if needs.model_gb is None:
         base = (top.get("Base model") or "").strip()
         path = Path(base).expanduser() if base else None
-        if backend == "tiny":
-            from trainwright.backends.tiny_model.train import bundled_weights
-
-            path = bundled_weights()
+        module = env_check.backend_module(backend)
+        if hasattr(module, "base_model_file"):  # a backend that ships its own base model
+            path = module.base_model_file()
         if path and path.is_file():
             needs.model_gb = path.stat().st_size / env_check.GiB
     if req.get("Dataset images") is not None:
@@ -137,7 +134,7 @@ def _fields(report: env_check.EnvReport) -> dict[str, dict[str, object]]:
 
 
 def env_check_time() -> str:
-    from trainwright.run.runfiles import now_iso
+    from trainwright.clock import now_iso
 
     return now_iso()
 

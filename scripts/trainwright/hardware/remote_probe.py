@@ -26,10 +26,6 @@ CONNECT_TIMEOUT_S = 10
 PROBE_TIMEOUT_S = 300
 SH_MARKER = "#trainwright-sh-probe"
 _HOST = re.compile(r"^(?:[A-Za-z0-9._+-]+@)?[A-Za-z0-9][A-Za-z0-9._:-]*$")
-_CLONES = {
-    "kohya": ("TRAINWRIGHT_KOHYA_DIR", "sd-scripts", "train_network.py", "library.train_util"),
-    "ai_toolkit": ("TRAINWRIGHT_AI_TOOLKIT_DIR", "ai-toolkit", "run.py", "toolkit.job"),
-}
 
 # Runs on the remote machine under any Python 3.6+; standard library only.
 PROBE = r"""
@@ -89,19 +85,17 @@ if smi:
     out["smi"] = {"binary": smi, "rc": rc, "stdout": so, "stderr": se}
     m = re.search(r"CUDA Version:\s*([\d.]+)", run([smi])[1])
     out["smi_cuda"] = m.group(1) if m else None
-names = ("torch", "safetensors", "torchtune", "simpletuner", "trainwright")
+names = list(CONFIG.get("packages") or []) + ["torch", "trainwright"]
 out["modules"] = {n: importlib.util.find_spec(n) is not None for n in names}
-out["versions"] = {n: version_of(n) for n in ("torchtune", "simpletuner")}
+out["versions"] = {n: version_of(n) for n in names}
 here = os.path.dirname(sys.executable)
-out["which"] = {
-    "tune": shutil.which("tune") or shutil.which("tune", path=here),
-    "accelerate": shutil.which("accelerate"),
-}
-weights = None
-if out["modules"]["trainwright"]:
+out["which"] = {e: shutil.which(e, path=here) or shutil.which(e)
+                for e in CONFIG.get("executables") or []}
+out["bundled"] = None
+if CONFIG.get("bundled") and out["modules"]["trainwright"]:
     pkg = list(importlib.util.find_spec("trainwright").submodule_search_locations)[0]
-    weights = os.path.join(pkg, "backends", "tiny_model", "base.safetensors")
-out["tiny_weights"] = weights if weights and os.path.isfile(weights) else None
+    path = os.path.join(pkg, *CONFIG["bundled"].split("/"))
+    out["bundled"] = path if os.path.isfile(path) else None
 torch = torch_here()
 clone = CONFIG.get("clone")
 if clone:
@@ -203,9 +197,12 @@ def remote_command(target: Target) -> str:
 
 def probe_script(backend: str | None, folder: str | None, deep: bool) -> str:
     config: dict[str, Any] = {"folder": folder, "deep": deep, "clone": None}
-    if backend in _CLONES:
-        env, default, marker, modules = _CLONES[backend]
-        config["clone"] = {"env": env, "default": default, "marker": marker, "modules": modules}
+    if backend:
+        from trainwright.backends import install_probe
+
+        config.update(
+            install_probe.request(install_probe.spec_of(env_check.backend_module(backend)))
+        )
     return PROBE % {"config": repr(json.dumps(config)), "query": QUERY, "smi_env": ENV_OVERRIDE}
 
 
@@ -293,51 +290,16 @@ def _gpus(raw: dict[str, Any]) -> tuple[list[GPU], str | None]:
 
 
 def _backend(raw: dict[str, Any], name: str) -> tuple[bool, str, str]:
-    """(installed, what was found or the fix, fingerprint): the local rules, on remote facts."""
-    mods = raw.get("modules") or {}
-    if raw.get("python") is None:
-        return False, "no Python 3 on the remote machine: install python3 there", ""
-    if name == "tiny":
-        missing = [m for m in ("torch", "safetensors") if not mods.get(m)]
-        if missing:
-            return (
-                False,
-                f"{', '.join(missing)} not installed: pip install 'trainwright[torch]'",
-                "",
-            )
-        if not raw.get("tiny_weights"):
-            return False, "trainwright is not installed there: pip install 'trainwright[torch]'", ""
-        detail = "torch + safetensors, weights base.safetensors"
-        return True, detail, f"tiny:{detail}"
-    if name in _CLONES:
-        info = raw.get("clone") or {}
-        env, _, marker, modules = _CLONES[name]
-        label = {"kohya": "sd-scripts", "ai_toolkit": "ai-toolkit"}[name]
-        folder = info.get("folder")
-        if not info.get("found"):
-            return False, f"{label} not found at {folder}: clone it and set {env}", ""
-        if name == "kohya" and not (raw.get("which") or {}).get("accelerate"):
-            return (
-                False,
-                "accelerate is not on PATH (pip install accelerate in sd-scripts' venv)",
-                "",
-            )
-        detail = f"{label} at {folder}"
-        if info.get("import_error"):
-            why = info["import_error"]
-            return False, f"{detail}, but `import {modules}` fails with {info['python']}: {why}", ""
-        detail = f"{detail} (python {info['python']})"
-        return True, detail, f"{name}:{detail}"
-    if name == "torchtune":
-        tune = (raw.get("which") or {}).get("tune")
-        if not mods.get("torchtune") or not tune:
-            return False, "torchtune is not installed: pip install 'trainwright[tune]'", ""
-        version = (raw.get("versions") or {}).get("torchtune")
-        return True, f"torchtune {version} ({tune})", f"torchtune:{version}"
-    if name == "simpletuner" and mods.get("simpletuner"):
-        version = (raw.get("versions") or {}).get("simpletuner")
-        return True, f"simpletuner {version}", f"simpletuner:{version}"
-    return False, f"{name} is not installed", ""
+    """(installed, what was found or the fix, fingerprint): the same rule as here
+    (backends/install_probe.py), judged on the remote machine's facts."""
+    from trainwright.backends import install_probe, module_name
+
+    module = env_check.backend_module(name)
+    key = module_name(module.NAME)
+    ok, detail, fingerprint, _ = install_probe.verdict(
+        key, install_probe.spec_of(module), raw, remote=True
+    )
+    return ok, detail, fingerprint
 
 
 def facts_from(raw: dict[str, Any], backend: str | None) -> env_check.EnvFacts:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from trainwright.choices import LazyChoice, log_format_names
 from trainwright.errors import TrainwrightError
 from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option, wants_json
@@ -39,11 +40,10 @@ def env_group() -> None:
 @env_group.command("check")
 @click.argument("project", required=False)
 @click.option(
-    "--backend", help="Trainer to check for: tiny, kohya, ai-toolkit, simpletuner, torchtune."
+    "--backend",
+    help="Trainer to check for, by name or alias (default: config.md's Backend).",
 )
-@click.option(
-    "--model-size", type=Float(0, 100_000), help="Base model size in GB (disk estimate)."
-)
+@click.option("--model-size", type=Float(0, 100_000), help="Base model size in GB (disk estimate).")
 @click.option(
     "--dataset-size", type=Int(0, 100_000_000), help="Number of training images (disk estimate)."
 )
@@ -413,8 +413,8 @@ def _monitor_human(d: dict[str, Any]) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["tiny", "kohya", "torchtune", "tensorboard"]),
-    help="Log format (default: detected from the content).",
+    type=LazyChoice(log_format_names),
+    help="Log format: a backend's, or tensorboard (default: detected from the content).",
 )
 @click.option(
     "--curve",
@@ -439,8 +439,8 @@ def monitor_cmd(
     resources/training/failure-modes.md).
 
     With PROJECT it reads grimoire/training/PROJECT/train.log and writes progress.md and
-    loss-curve.png. With --log it reads any kohya, torchtune (DiskLogger), TensorBoard or tiny
-    log, detecting the format. JSON keys: format, epoch, epochs, step, steps, loss, loss_start,
+    loss-curve.png. With --log it reads any backend's log or TensorBoard event files,
+    detecting the format. JSON keys: format, epoch, epochs, step, steps, loss, loss_start,
     elapsed_s, eta_s, vram_used_gib, anomalies [{kind, at_step, message}], status.
     Exit 1 when the run failed or the loss went NaN or diverged.
     """
@@ -609,5 +609,5 @@ def _output_name(plan: Any) -> str:
         cfg = {}
     named = cfg.get("output_name") if isinstance(cfg, dict) else None
     if not named and isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
-        named = cfg["config"].get("name")  # ai-toolkit
+        named = cfg["config"].get("name")  # a job file that nests its settings under `config`
     return str(named or plan.project)

@@ -1,8 +1,9 @@
 """Why a trainer stopped, read from its output and exit status, in plain words with the fix.
 
 The patterns are the messages the real tools print (PyTorch's allocators, CUDA, safetensors,
-Python's import system, kohya, SimpleTuner, the tiny backend); resources/training/failure-modes.md
-lists the same kinds for people.
+Python's import system); each backend adds its trainer's own texts to a kind (its
+FAILURE_TEXTS, asked of the registry). resources/training/failure-modes.md lists the same kinds
+for people.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import asdict, dataclass
+from functools import cache
 
 OOM_PATTERNS = (
     r"CUDA out of memory",
@@ -63,7 +65,7 @@ _RULES: list[tuple[str, re.Pattern[str], str, str]] = [
     (
         "model",
         re.compile(
-            r"tiny: error model: [^\n]+|Error while deserializing header[^\n]*|"
+            r"Error while deserializing header[^\n]*|"
             r"HeaderTooLarge|SafetensorError[^\n]*|invalid load key[^\n]*|"
             r"PytorchStreamReader failed[^\n]*|"
             r"(?:FileNotFoundError|OSError)[^\n]{0,400}?(?:\.safetensors|\.ckpt|\.bin|model)"
@@ -78,8 +80,7 @@ _RULES: list[tuple[str, re.Pattern[str], str, str]] = [
     (
         "dataset",
         re.compile(
-            r"tiny: error dataset: [^\n]+|UnicodeDecodeError[^\n]*|"
-            r"No images were discovered by the bucket manager[^\n]*|"
+            r"UnicodeDecodeError[^\n]*|"
             r"No data found in dataset|no images? found[^\n]*|"
             r"extra keys not allowed[^\n]*|cannot identify image file[^\n]*",
             re.I,
@@ -90,14 +91,26 @@ _RULES: list[tuple[str, re.Pattern[str], str, str]] = [
     ),
     (
         "config",
-        re.compile(
-            r"tiny: error config: [^\n]+|error: unrecognized arguments[^\n]*|"
-            r"voluptuous[^\n]*|Config is not well-formed[^\n]*"
-        ),
+        re.compile(r"error: unrecognized arguments[^\n]*"),
         "The trainer rejected its configuration.",
         "regenerate the configuration{ with '{config}'} and rerun Gate 2",
     ),
 ]
+
+
+@cache
+def rules() -> list[tuple[str, re.Pattern[str], str, str]]:
+    """The generic rules, each with the backends' own texts for its kind joined on."""
+    from trainwright import backends
+
+    extra = backends.failure_texts()
+    out = []
+    for kind, pattern, message, fix in _RULES:
+        more = extra.get(kind, [])
+        if more:
+            pattern = re.compile("|".join([pattern.pattern, *more]), pattern.flags)
+        out.append((kind, pattern, message, fix))
+    return out
 
 
 def oom_line(text: str) -> str | None:
@@ -138,7 +151,7 @@ def classify(
             "the batch and raising gradient accumulation to keep the effective batch",
             line,
         )
-    for kind, pattern, message, fix in _RULES:
+    for kind, pattern, message, fix in rules():
         m = pattern.search(text)
         if m:
             return Failure(kind, message, _fill(fix, project, config), m.group(0).strip()[:300])
@@ -146,8 +159,11 @@ def classify(
     return Failure(
         "crash",
         f"The trainer stopped with exit status {returncode}.",
-        _fill("read the last lines of the log{; 'trainwright monitor {project}' shows them}",
-              project, config),
+        _fill(
+            "read the last lines of the log{; 'trainwright monitor {project}' shows them}",
+            project,
+            config,
+        ),
         tail[0][:300] or None,
     )
 

@@ -63,7 +63,9 @@ class RunPlan:
         )
 
     def checkpoint_dir(self) -> Path:
-        return Path(self.module.checkpoint_dir(self.config))
+        from trainwright import backends
+
+        return backends.checkpoint_dir(self.module, self.config)
 
 
 def backend_module(name: str) -> ModuleType:
@@ -102,9 +104,11 @@ def config_path(g: Grimoire, project: str) -> tuple[str, Path]:
 
 def load_plan(g: Grimoire, project: str) -> RunPlan:
     backend, path = config_path(g, project)
+    from trainwright import backends
+
     module = backend_module(backend)
     try:
-        batch, accumulation = module.batch_settings(path)
+        batch, accumulation = backends.batch_settings(module, path)
     except ValueError as exc:
         raise TrainwrightError(f"{path}: {exc}") from None
     return RunPlan(project, g.project_dir(project), backend, module, path, batch, accumulation)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwright.backends.common import halve_batch
 from trainwright.errors import TrainwrightError
 from trainwright.run import failures
 from trainwright.run.child import run_child
@@ -193,8 +194,9 @@ class Supervisor:
                         result.text, result.returncode, **self._hint_values()
                     ).as_dict()
                     break
-                new_batch = max(1, batch // 2)
-                new_acc = accumulation * 2 if plan.has_accumulation else accumulation
+                new_batch, new_acc = halve_batch(batch, accumulation)
+                if not plan.has_accumulation:
+                    new_acc = accumulation
                 note = f"Hit memory limit: batch {batch} -> {new_batch}"
                 if plan.has_accumulation:
                     note += (

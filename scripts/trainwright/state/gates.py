@@ -10,12 +10,12 @@ recorded hash with the current one: a GO whose inputs changed afterwards is stal
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from trainwright.clock import now_iso
 from trainwright.errors import TrainwrightError
 from trainwright.state.grimoire import Grimoire
 
@@ -33,7 +33,7 @@ class GateSpec:
 
 GATES: dict[int, GateSpec] = {
     1: GateSpec(1, "dataset", "dataset-report", "Gate 1 Decision", "trainwright.dataset.gate"),
-    2: GateSpec(2, "config", "config", "Gate 2 Decision", "trainwright.hardware.config_gate"),
+    2: GateSpec(2, "config", "config", "Gate 2 Decision", "trainwright.backends.config_gate"),
     3: GateSpec(
         3, "environment", "environment", "Gate 3 Decision", "trainwright.hardware.env_gate"
     ),
@@ -81,7 +81,7 @@ def _module(s: GateSpec) -> ModuleType:
 def record(grimoire: Grimoire, project: str, number: int, result: GateResult) -> None:
     """Write the decision into the gate's file and status.md (validated, atomic, prose kept)."""
     s = spec(number)
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    now = now_iso()
     section = {
         "Decision": result.decision,
         "Bound to": result.binding or "",

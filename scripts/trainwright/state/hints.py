@@ -36,18 +36,17 @@ def backend_for(g: Grimoire, project: str) -> str:
     recorded = str(_top(g, "config", project).get("Backend") or "").strip()
     if recorded:
         return recorded
-    model_name = str(_top(g, "intent", project).get("Base model") or "").strip()
-    if not model_name:
-        return "kohya"
+    from trainwright import backends
     from trainwright.hardware import catalog
 
+    model_name = str(_top(g, "intent", project).get("Base model") or "").strip()
+    if not model_name:
+        return backends.default_for_kind("image")  # /train is about image LoRAs first
     try:
         model = catalog.load().get(model_name)
     except (TrainwrightError, KeyError, ValueError):
-        return "kohya"
-    if model.id == "tiny":
-        return "tiny"
-    return "kohya" if model.is_image else "torchtune"
+        return backends.default_for_kind("image")
+    return backends.suggested_for(model)
 
 
 def config_command(g: Grimoire, project: str) -> str:

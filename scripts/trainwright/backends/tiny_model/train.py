@@ -3,7 +3,7 @@
     python -m trainwright.backends.tiny_model.train CONFIG.yaml [--max-steps N] [--batch-size B]
         [--accumulation A] [--resume PATH|latest] [--no-save] [--memory-limit-mb M]
 
-Log lines (stdout, one per event, `key=value` fields; see trainwright/run/logs/tiny.py):
+Log lines (stdout, one per event, `key=value` fields; read by tiny_model/log.py):
     tiny: start backend=tiny device=cpu images=8 batch=4 accumulation=1 epochs=10 steps=20 ...
     tiny: epoch 3/10
     tiny: step=7/20 epoch=3/10 loss=0.123456 lr=0.001 batch=4 mem_mib=312.4 elapsed_s=4.2
@@ -17,8 +17,6 @@ the launch supervisor's OOM detection reads for every backend.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import hashlib
 import math
 import os
 import resource
@@ -29,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from trainwright.clock import now_iso
+from trainwright.state.content_hash import file_sha256
 
 BUNDLED = "bundled"
 DEFAULTS: dict[str, Any] = {
@@ -131,7 +132,7 @@ def load_base(path: Any) -> tuple[Any, str]:
             + (f" ({detail[0].rstrip('.')})" if detail else ""),
             EXIT_MODEL,
         ) from None
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+    digest = file_sha256(file)[0][:16]
     return model, f"{file.name}@{digest}"
 
 
@@ -322,7 +323,7 @@ def _save(
         "trigger_word": str(cfg["trigger_word"]),
         "resolution": str(cfg["resolution"]),
         "base_model": base,
-        "saved_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "saved_at": now_iso(),
     }
     lora.save(path, layers, meta)
     say(f"checkpoint epoch={epoch} step={step} loss={loss:.6f} path={path}")

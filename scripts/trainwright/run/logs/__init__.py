@@ -1,4 +1,5 @@
-"""Training-log parsers: the tiny backend, kohya sd-scripts, torchtune, TensorBoard event files.
+"""Reading a training log: each backend's own text format (its LOG_SIGNATURE and parse_log,
+asked of the registry), a backend's parse_line hook, and TensorBoard event files.
 
 `read_log(path)` detects the format from the content (not the file name) and returns a LogState.
 """
@@ -10,12 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from trainwright.errors import TrainwrightError
-from trainwright.run.logs import hook, kohya, tensorboard, tiny, torchtune
+from trainwright.run.logs import hook, tensorboard
 from trainwright.run.logs.common import LogState, Point, decode
 
-FORMATS = ("tiny", "kohya", "torchtune", "tensorboard")
 MAX_LOG_BYTES = 256 << 20  # a million-step log is under 100 MiB
-TEXT_PARSERS = {"tiny": tiny, "kohya": kohya, "torchtune": torchtune}
+
+
+def text_parsers() -> dict[str, Any]:
+    """Log format name -> the backend module that reads it (asked lazily: backends import the
+    LogState defined in this package)."""
+    from trainwright import backends
+
+    return backends.log_parsers()
+
+
+def formats() -> list[str]:
+    return [*text_parsers(), "tensorboard"]
 
 
 DETECT_SAMPLE = 1 << 20  # the first MiB decides the format, else the last; never all of it
@@ -24,7 +35,9 @@ DETECT_SAMPLE = 1 << 20  # the first MiB decides the format, else the last; neve
 def detect_text(text: str) -> str | None:
     big = len(text) > 2 * DETECT_SAMPLE
     for sample in (text[:DETECT_SAMPLE], text[-DETECT_SAMPLE:]) if big else (text,):
-        scores = {name: len(mod.SIGNATURE.findall(sample)) for name, mod in TEXT_PARSERS.items()}
+        scores = {
+            name: len(mod.LOG_SIGNATURE.findall(sample)) for name, mod in text_parsers().items()
+        }
         best = max(scores, key=lambda k: scores[k])
         if scores[best]:
             return best
@@ -37,7 +50,7 @@ def parse_text(text: str, fmt: str | None = None) -> LogState:
         st = LogState("unknown")
         st.unparsed_lines = sum(1 for line in text.splitlines() if line.strip())
         return st
-    st = TEXT_PARSERS[fmt].parse(text)
+    st = text_parsers()[fmt].parse_log(text)
     garbage = text.count("\ufffd")
     if garbage:
         st.notes.append(f"{garbage} byte(s) were not text and were skipped")
@@ -50,8 +63,8 @@ def read_log(path: Path, fmt: str | None = None, line_parser: Any = None) -> Log
     `line_parser` is a backend's `parse_line` hook, used when `fmt` is None and the content
     matches no known format.
     """
-    if fmt is not None and fmt not in FORMATS:
-        raise TrainwrightError(f"unknown log format {fmt!r}; one of: {', '.join(FORMATS)}")
+    if fmt is not None and fmt not in formats():
+        raise TrainwrightError(f"unknown log format {fmt!r}; one of: {', '.join(formats())}")
     if path.is_dir():
         if fmt in (None, "tensorboard") and tensorboard.event_files(path):
             return tensorboard.parse_path(path)
@@ -89,4 +102,4 @@ def read_log(path: Path, fmt: str | None = None, line_parser: Any = None) -> Log
     return st
 
 
-__all__ = ["FORMATS", "LogState", "Point", "detect_text", "parse_text", "read_log"]
+__all__ = ["LogState", "formats", "Point", "detect_text", "parse_text", "read_log"]

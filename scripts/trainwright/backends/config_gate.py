@@ -1,6 +1,6 @@
 """Gate 2, the config: GO when the VRAM estimate fits the GPU with the 20% margin and every
 parameter is inside its safe range; bound to the hash of the generated config files. A backend
-that runs on the CPU (tiny), written where no GPU was found, is checked against the system RAM
+that runs on the CPU, written where no GPU was found, is checked against the system RAM
 available when the gate runs, with the same margin.
 
 The check reads what `trainwright config` wrote (config.md's Config file list and
@@ -47,8 +47,8 @@ def binding(grimoire: Grimoire, project: str) -> str:
 
 def check(grimoire: Grimoire, project: str) -> GateResult:
     from trainwright import backends
-    from trainwright.backends.commands import replan, vram_setup
     from trainwright.backends.common import PLACEHOLDER
+    from trainwright.backends.configure import replan, vram_setup
     from trainwright.backends.training_plan import RANGED, plan_ranges
     from trainwright.hardware.commands import ram_target
     from trainwright.hardware.vram import GIB, SAFETY_MARGIN, check_fit
@@ -60,7 +60,7 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
     plan = replan(record)
     main_config = paths[0]
     try:
-        batch, accumulation = backend.batch_settings(main_config)
+        batch, accumulation = backends.batch_settings(backend, main_config)
     except (ValueError, KeyError, OSError) as exc:
         raise TrainwrightError(f"{main_config}: {exc}") from None
     plan = replace(plan, batch_size=batch, gradient_accumulation=accumulation)
