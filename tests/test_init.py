@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -69,7 +70,7 @@ def test_untouched_files_are_updated_when_the_pack_changes(tmp_path: Path) -> No
     agents.write_text("old pack text\n")
     manifest = target / ".trainwright" / "pack.json"
     data = json.loads(manifest.read_text())
-    data["files"]["AGENTS.md"] = pack.file_digest(agents)
+    data["files"]["AGENTS.md"] = hashlib.sha256(agents.read_bytes()).hexdigest()
     manifest.write_text(json.dumps(data))
     report = json.loads(run_cli("init", str(target), "--json").stdout)
     assert report["updated"] == ["AGENTS.md"]

@@ -14,15 +14,16 @@ because without them the edit lock would silently not run. Codex finds skills un
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainwright import __version__, pack
+from trainwright.clock import file_stamp
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_bytes, atomic_write_text, locked
+from trainwright.state.content_hash import file_sha256
 from trainwright.state.safe_paths import new_backup_dir
 from trainwright.workflow.guard import own_writes
 
@@ -93,15 +94,15 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
     ):
         manifest = _read_manifest(target)
         new_manifest = dict(manifest)
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        stamp = file_stamp()
         for rel in pack.iter_files(root):
             src = root / rel
             dst = target / rel
-            src_digest = pack.file_digest(src)
+            src_digest = file_sha256(src)[0]
             if not dst.exists():
                 report.installed.append(rel)
             else:
-                dst_digest = pack.file_digest(dst)
+                dst_digest = file_sha256(dst)[0]
                 if dst_digest == src_digest:
                     report.unchanged.append(rel)
                     new_manifest[rel] = src_digest

@@ -6,7 +6,6 @@ In a wheel the pack lives in `trainwright/_pack/` (hatch force-include); in a so
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,9 +52,3 @@ def iter_files(root: Path | None = None) -> Iterator[str]:
     yield from sorted(found)
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

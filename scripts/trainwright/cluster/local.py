@@ -11,11 +11,11 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import file_stamp
 from trainwright.cluster import joblog, lifecycle, states
 from trainwright.cluster.adapters import SCRIPT_NAME
 from trainwright.cluster.dirs import run_dir
@@ -28,7 +28,7 @@ def _bash() -> str:
 
 
 def _log_path(folder: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = file_stamp()
     path = folder / "logs" / f"local-{stamp}.out"
     n = 1
     while path.exists():

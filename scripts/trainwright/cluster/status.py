@@ -10,7 +10,6 @@ import contextlib
 import functools
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from trainwright.clock import now_iso
 from trainwright.cluster import states
 from trainwright.errors import StateFileError
 from trainwright.state.atomic import atomic_write_text, locked
@@ -29,10 +29,6 @@ HEADER = """\
 # (atomically, under a lock). Keys you add to a run (a `notes:` line, say) are kept; comments
 # are not, so write notes as keys. Show it with `trainwright runs monitor`.
 """
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 @functools.cache
@@ -122,7 +118,7 @@ def render_status(data: dict[str, Any]) -> str:
 
 
 def write_status(experiment_dir: Path, data: dict[str, Any]) -> None:
-    data["updated"] = now()
+    data["updated"] = now_iso()
     text = render_status(data)
     parse_status(text, status_path(experiment_dir))  # never write what we could not read back
     atomic_write_text(status_path(experiment_dir), text)

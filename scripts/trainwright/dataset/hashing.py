@@ -40,11 +40,6 @@ def to_int(h: imagehash.ImageHash) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a regular file; never opens a FIFO, socket or device (OSError)."""
-    return file_sha256(path)[0]
-
-
 def _uniform_run(lines: np.ndarray, tolerance: int) -> int:
     """How many leading lines (rows of `lines`) are one flat colour, the colour of the first."""
     bg = np.median(lines[0])
@@ -135,7 +130,7 @@ class ImageHashes:
 def hash_one(path: Path, methods: tuple[str, ...], combined: bool) -> ImageHashes:
     try:
         size = path.stat().st_size
-        digest = sha256_file(path)
+        digest = file_sha256(path)[0]
         with Image.open(path) as probe:
             w, h = probe.size
             orient = probe.getexif().get(0x0112, 1) if hasattr(probe, "getexif") else 1

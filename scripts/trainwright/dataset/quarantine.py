@@ -8,7 +8,6 @@ A caption beside a moved image travels with it.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import json
 import os
@@ -18,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainwright.dataset.hashing import sha256_file
+from trainwright.clock import file_stamp, now_iso
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
+from trainwright.state.content_hash import file_sha256
 
 CAPTION_EXTS = (".txt", ".caption")
 
@@ -135,7 +135,7 @@ def _quarantine(
             taken.update(captions)
             items = [src, *captions]
             try:
-                found = [(p, sha256_file(p)) for p in items]
+                found = [(p, file_sha256(p)[0]) for p in items]
             except FileNotFoundError:
                 gone.append(str(src))
                 continue
@@ -152,10 +152,10 @@ def _quarantine(
     clash = [m["quarantined"] for m in moves if Path(m["quarantined"]).exists()]
     if clash:
         raise TrainwrightError(f"{clash[0]} already exists in the quarantine folder; nothing moved")
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    stamp = file_stamp(micro=True)
     manifest = {
         "kind": "trainwright-quarantine",
-        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "created": now_iso(),
         "dataset": str(folder_abs),
         "quarantine": str(qdir_abs),
         "files": moves,
@@ -227,7 +227,7 @@ def undo(manifest_path: Path) -> dict[str, Any]:
     for m in data["files"]:
         src, dst = Path(m["quarantined"]), Path(m["original"])
         if dst.exists():
-            if dst.is_file() and sha256_file(dst) == m["sha256"]:
+            if dst.is_file() and file_sha256(dst)[0] == m["sha256"]:
                 already.append(str(dst))
             else:
                 problems.append(f"{dst} exists and differs; left both in place")
@@ -235,11 +235,11 @@ def undo(manifest_path: Path) -> dict[str, Any]:
         if not src.is_file():
             problems.append(f"{src} is missing from the quarantine (or not a regular file)")
             continue
-        if sha256_file(src) != m["sha256"]:
+        if file_sha256(src)[0] != m["sha256"]:
             problems.append(f"{src} changed since it was quarantined; not restored")
             continue
         _move(src, dst)
-        if sha256_file(dst) != m["sha256"]:
+        if file_sha256(dst)[0] != m["sha256"]:
             problems.append(f"{dst} does not match its recorded hash after the move")
         else:
             restored.append(str(dst))

@@ -7,13 +7,13 @@ short during a copy still has a valid header but less data than the offsets prom
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainwright.errors import TrainwrightError
+from trainwright.state.content_hash import file_sha256
 
 MAX_HEADER = 100 * 1024 * 1024
 LORA_MARKERS = ("lora", "lokr", "loha", "hada_", "dora_scale", ".alpha")
@@ -88,14 +88,6 @@ def _rank(header: dict[str, dict], metadata: dict[str, str]) -> int | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def inspect_lora(path: Path | str) -> LoraFile:
     """Refuse what is not a complete LoRA safetensors file, with the reason in one line."""
     path = Path(path)
@@ -115,4 +107,5 @@ def inspect_lora(path: Path | str) -> LoraFile:
             "holds no LoRA weights (no lora/lokr/loha tensor names): is it a base model "
             "rather than the trained LoRA?",
         )
-    return LoraFile(path, size, len(header), metadata, _rank(header, metadata), sha256_of(path))
+    digest = file_sha256(path)[0]
+    return LoraFile(path, size, len(header), metadata, _rank(header, metadata), digest)

@@ -8,7 +8,6 @@ is kept the same way). Without `--approved` nothing is written: the preview and 
 
 from __future__ import annotations
 
-import datetime as _dt
 import difflib
 import functools
 import json
@@ -19,6 +18,7 @@ from typing import Any
 
 import jsonschema
 
+from trainwright.clock import file_stamp, now_iso
 from trainwright.errors import TrainwrightError
 from trainwright.retro import skillcheck
 from trainwright.retro.propose import MANIFEST
@@ -87,7 +87,7 @@ def _find_section(guide: str, heading: str) -> tuple[int, int] | None:
 
 
 def apply(
-    reg: Registry, ref: str, approved: bool, update: bool, now: _dt.datetime | None = None
+    reg: Registry, ref: str, approved: bool, update: bool
 ) -> dict[str, Any]:
     folder = find_proposal(reg, ref)
     manifest = read_manifest(folder)
@@ -99,8 +99,7 @@ def apply(
     payload = folder / manifest["payload"]
     if not payload.exists():
         raise TrainwrightError(f"{payload}: the proposal's payload is missing")
-    now = now or _dt.datetime.now()
-    stamp = now.strftime("%Y%m%d-%H%M%S")
+    stamp = file_stamp()
     result: dict[str, Any] = {
         "id": manifest["id"],
         "kind": manifest["kind"],
@@ -117,7 +116,7 @@ def apply(
         _apply_entry(reg, folder, manifest, payload, target, approved, update, stamp, result)
     if result["applied"]:
         manifest["status"] = "applied"
-        manifest["applied_at"] = now.isoformat(timespec="seconds")
+        manifest["applied_at"] = now_iso()
         manifest["replaced_to"] = result["replaced_to"]
         atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return result

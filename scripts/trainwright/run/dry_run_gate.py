@@ -12,10 +12,10 @@ progress.md before the gate runs, which is where check() reads them.
 
 from __future__ import annotations
 
-import time
 from math import isfinite
 from pathlib import Path
 
+from trainwright.clock import file_stamp
 from trainwright.errors import TrainwrightError
 from trainwright.run import failures
 from trainwright.run.child import run_child
@@ -58,7 +58,7 @@ def settings(g: Grimoire, project: str) -> tuple[int, float]:
 
 def _rotate(log: Path) -> None:
     if log.exists() and log.stat().st_size:
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(log.stat().st_mtime))
+        stamp = file_stamp(log.stat().st_mtime)
         target = log.with_name(f"dry-run.{stamp}.log")
         n = 1
         while target.exists():

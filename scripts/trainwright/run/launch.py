@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import file_stamp
 from trainwright.errors import TrainwrightError
 from trainwright.run.launch_target import RunPlan, load_plan
 from trainwright.run.runfiles import RunFiles
@@ -84,7 +85,7 @@ def move_checkpoints_aside(plan: RunPlan) -> Path | None:
     folder = plan.checkpoint_dir()
     if not folder.is_dir() or not any(folder.iterdir()):
         return None
-    target = folder.with_name(f"{folder.name}.{time.strftime('%Y%m%d-%H%M%S')}")
+    target = folder.with_name(f"{folder.name}.{file_stamp()}")
     folder.rename(target)
     return target
 

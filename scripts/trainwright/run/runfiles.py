@@ -14,7 +14,6 @@ a kernel lock cannot.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import json
 import os
@@ -24,12 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import now_iso as now_iso  # run/supervisor.py imports it from here
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
-
-
-def now_iso() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import file_stamp
 from trainwright.state.atomic import atomic_write_text
+from trainwright.state.content_hash import file_sha256
 from trainwright.workflow.edit_lock import EXPERIMENT_MARK, Governor, judge_path
 from trainwright.workflow.fsprobe import case_insensitive
 from trainwright.workflow.lock_rules import SOURCE, Rules
@@ -106,11 +108,7 @@ class Content:
     def _digest(self, path: Path, size: int, keep: bool) -> str | None:
         try:
             if size > MAX_KEPT or not keep:
-                h = hashlib.sha256()
-                with open(path, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-                return "big-" + h.hexdigest()
+                return "big-" + file_sha256(path)[0]
             data = path.read_bytes()
         except OSError:
             return None
@@ -409,7 +407,7 @@ def close_bracket(event: dict[str, Any], home: Path, rules: Rules) -> Closed | N
     path.unlink(missing_ok=True)
     content = Content(home)
     closed = Closed(record.get("command", ""), [Path(w) for w in record["workspaces"]])
-    stamp = time.strftime("%Y%m%dT%H%M%S") + "-" + bracket_key(event)[:6]
+    stamp = file_stamp() + "-" + bracket_key(event)[:6]
     lazy: dict[str, Restorer] = {}
 
     def restorer() -> Restorer:

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import now_iso
 from trainwright.errors import TrainwrightError
 from trainwright.workflow import guard
 from trainwright.workflow.edit_lock import Governor, Verdict, governors, judge_path, judge_unknown
 from trainwright.workflow.lock_rules import load_rules
 from trainwright.workflow.shell import patch_paths, read_only, shell_writes
 from trainwright.workflow.tickets import list_tickets, project_home
-from trainwright.workflow.workflow_state import VIOLATIONS, Updates, WorkflowState, modify, now
+from trainwright.workflow.workflow_state import VIOLATIONS, Updates, WorkflowState, modify
 
 FILE_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path"}
 NOTEBOOK_TOOLS = {"NotebookEdit": "notebook_path"}
@@ -101,7 +102,8 @@ def _violation(
         vid = state.next_id("V")
         recorded.append(vid)
         edits = "Unlocked" if state.unlocked else "Locked"
-        line = f"{now()} | {tool} | {what} | Stage {state.stage}, edits {edits} | {result}"
+        when = now_iso(utc=True)
+        line = f"{when} | {tool} | {what} | Stage {state.stage}, edits {edits} | {result}"
         return {VIOLATIONS: {vid: " ".join(line.split())}}
 
     try:

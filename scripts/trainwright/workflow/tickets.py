@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainwright import pack
+from trainwright.clock import now_iso
 from trainwright.errors import StateFileError, TrainwrightError
 from trainwright.state.atomic import atomic_write_text, locked
 from trainwright.state.document import parse_document, read_document
@@ -47,7 +48,6 @@ from trainwright.workflow.workflow_state import (
     checklist,
     load,
     modify,
-    now,
     problems,
     render_requirements,
     render_state,
@@ -233,7 +233,7 @@ def new_ticket(
     requirements = folder / REQUIREMENTS
     if requirements.exists():
         validate_document(read_document(requirements), REQUIREMENTS_KIND)
-    created = now()
+    created = now_iso(utc=True)
     record: dict[str, str | None] = dict.fromkeys(BOOTSTRAP_KEYS)
     record.update({"Project Root": str(home), "Created": created})
     action = None
@@ -300,7 +300,8 @@ def new_ticket(
 
 def _log(state: WorkflowState, text: str) -> tuple[str, Updates]:
     tid = state.next_id("T")
-    return tid, {TRANSITIONS: {tid: f"{now()} | {text}"}, SNAPSHOT: {"Last Transition ID": tid}}
+    entry = f"{now_iso(utc=True)} | {text}"
+    return tid, {TRANSITIONS: {tid: entry}, SNAPSHOT: {"Last Transition ID": tid}}
 
 
 def _merge(*parts: Updates) -> Updates:

@@ -7,7 +7,6 @@ lines (atomic write, advisory lock), so the prose a person adds is kept.
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from trainwright.clock import now_iso
 from trainwright.errors import StateFileError
 from trainwright.state.atomic import atomic_write_text, locked
 from trainwright.state.document import Document, parse_document, read_document, set_fields
@@ -60,10 +60,6 @@ BOOTSTRAP_KEYS = (
 _STAGE_KEY = re.compile(r"^Stage ([0-8]) ")
 
 Updates = dict[str, dict[str, object]]
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _template(name: str) -> Template:
@@ -317,7 +313,7 @@ def modify(
                 f"(trainwright ticket status {state.ticket} lists every problem)",
             )
         updates = compute(state)
-        updates.setdefault(SNAPSHOT, {})["Last Updated"] = now()
+        updates.setdefault(SNAPSHOT, {})["Last Updated"] = now_iso(utc=True)
         new = set_fields(doc, updates)
         data = validate_document(new, KIND)
         atomic_write_text(path, new.text())
