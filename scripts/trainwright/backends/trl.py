@@ -223,6 +223,7 @@ def trl_config(
         max_length=max_length,
         seed=int(seed),
         logging_steps=1,
+        log_level="info",  # the step totals, a resume's step and each checkpoint, for monitor
         save_strategy="epoch",
         report_to="none",
     )
@@ -680,6 +681,15 @@ PAIR = re.compile(r"'([\w/.-]+)':\s*'?([^,'}]*)'?")
 BAR = re.compile(
     r"^\s*\d+%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)\s*\[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+)"
 )
+# transformers' Trainer at log_level info (which render() writes)
+INFO = re.compile(
+    r"(?:Total optimization steps = (?P<steps>[\d,]+)"
+    r"|Num Epochs = (?P<epochs>[\d,]+)"
+    r"|Num update steps per epoch = (?P<per_epoch>[\d,]+)"
+    r"|Resuming training from checkpoint with epoch \d+ and global step (?P<resumed>\d+)"
+    r"|Continuing training from global step (?P<continued>\d+)"
+    r"|Saving model checkpoint to (?P<saved>\S*checkpoint-(?P<saved_step>\d+)))"
+)
 ERROR = re.compile(r"^(?:[\w.]*(?:Error|Exception)): .+")
 LOG_SIGNATURE = re.compile(r"\{'(?:loss|train_runtime)': |\"log_history\": \[", re.M)
 
@@ -698,19 +708,27 @@ def _epoch(value: float | None) -> int | None:
     return max(1, math.ceil(value - 1e-9))
 
 
-def parse_log(text: str, state: LogState | None = None) -> LogState:
-    """The console (dict lines between tqdm bars) or a trainer_state.json.
+def _step(last: int, epoch: float | None, per_epoch: int | None) -> int:
+    """A dict line carries no step. trainwright writes logging_steps: 1, so it is the one after
+    the last; where the fraction of epochs done says otherwise (another logging_steps), that
+    (exact to its four digits) wins."""
+    step = last + 1
+    if per_epoch and epoch is not None and math.isfinite(epoch):
+        from_epoch = round(epoch * per_epoch)
+        if abs(from_epoch - step) > max(1.0, step * 2e-4):
+            return max(from_epoch, last + 1)
+    return step
 
-    A dict line carries no step: it is the one after the bar's count (transformers logs before
-    it advances the bar); a run whose bar was not redrawn in between gets the next step.
-    """
+
+def parse_log(text: str, state: LogState | None = None) -> LogState:
+    """The console: dict lines (stdout), tqdm bars and transformers' info lines (stderr), in
+    one file; or a trainer_state.json, whose log_history has exact steps."""
     st = state or LogState(NAME)
     if text.lstrip().startswith("{") and '"log_history"' in text[: 1 << 20]:
         return _trainer_state(text, st)
     segments, tail = complete_lines(text, "\r\n")
     if BAR.search(tail):
         segments.append(tail)
-    bar_n = 0
     last = st.step or 0
     for seg in segments:
         line = seg.rstrip()
@@ -718,14 +736,19 @@ def parse_log(text: str, state: LogState | None = None) -> LogState:
             continue
         if ATTEMPT_MARK.match(line):
             st.new_attempt()
-            bar_n, last = 0, 0
+            last = 0
             continue
         b = BAR.search(line)
         if b:
-            bar_n = int(b["n"])
             st.steps = int(b["total"])
-            if bar_n:
-                st.tick(bar_n, clock_seconds(b["elapsed"]))
+            if int(b["n"]):
+                st.tick(int(b["n"]), clock_seconds(b["elapsed"]))
+        i = INFO.search(line)
+        if i:
+            _info(st, i)
+            if i["resumed"] or i["continued"]:
+                last = int(i["resumed"] or i["continued"])
+            continue
         found = False
         for d in LOG_DICT.finditer(line):
             found = True
@@ -736,9 +759,8 @@ def parse_log(text: str, state: LogState | None = None) -> LogState:
             loss = fields.get("loss")
             if loss is None:
                 continue
-            step = max(bar_n + 1, last + 1)
-            last = step
-            st.add_point(step, loss, _epoch(fields.get("epoch")))
+            last = _step(last, fields.get("epoch"), st.steps_per_epoch)
+            st.add_point(last, loss, _epoch(fields.get("epoch")))
         if found or b:
             continue
         if "Training completed" in line:
@@ -749,6 +771,23 @@ def parse_log(text: str, state: LogState | None = None) -> LogState:
         else:
             st.unparsed_lines += 1
     return st
+
+
+def _info(st: LogState, m: re.Match[str]) -> None:
+    def num(group: str) -> int:
+        return int(m[group].replace(",", ""))
+
+    if m["steps"]:
+        st.steps = num("steps")
+    elif m["epochs"]:
+        st.epochs = num("epochs")
+    elif m["per_epoch"]:
+        st.steps_per_epoch = num("per_epoch")
+    elif m["saved"]:
+        step = num("saved_step")
+        st.checkpoints.append(
+            {"path": m["saved"], "epoch": st.epoch, "step": step, "loss": st.loss}
+        )
 
 
 def _trainer_state(text: str, st: LogState) -> LogState:
@@ -767,6 +806,8 @@ def _trainer_state(text: str, st: LogState) -> LogState:
             st.add_point(step, float(loss), _epoch(entry.get("epoch")))
     if isinstance(state.get("max_steps"), int) and state["max_steps"] > 0:
         st.steps = state["max_steps"]
+        if isinstance(state.get("global_step"), int) and state["global_step"] >= st.steps:
+            st.finished = True  # the last checkpoint is written before the closing summary
     if isinstance(state.get("num_train_epochs"), int):
         st.epochs = state["num_train_epochs"]
     return st
@@ -871,7 +912,9 @@ def cluster_launch(
 ) -> Launch:
     """One process: `trl sft|dpo --config finetune.yaml`. Several GPUs: `accelerate launch`
     on TRL's own script module; several nodes: one accelerate per node under srun, meeting at
-    the first node (c10d), each with its own machine rank."""
+    the first node (c10d), each with its own machine rank. Python's output unbuffered, so the
+    log keeps TRL's loss lines (stdout) in order with transformers' lines (stderr)."""
+    unbuffered: list[Word] = ["env", "PYTHONUNBUFFERED=1"]
     config_file = run_dir / "finetune.yaml"
     text = config_file.read_text(encoding="utf-8") if config_file.is_file() else ""
     trainer, flavour = kind_of(text, config)
@@ -881,7 +924,7 @@ def cluster_launch(
             raise TrainwrightError("the unsloth flavour trains on one GPU; give the run 1 GPU")
         words: list[Word] = [python, "-u", "-m", "trainwright.backends.trl", "unsloth", trainer]
     elif gpus == 1:
-        words = [sibling_executable(python, "trl"), trainer]
+        words = [*unbuffered, sibling_executable(python, "trl"), trainer]
     else:
         accelerate = sibling_executable(python, "accelerate")
         common: list[Word] = ["--num_processes", str(gpus), "--num_machines", str(run.nodes)]
@@ -889,6 +932,7 @@ def cluster_launch(
             # $SLURM_NODEID differs per node: expanded by the shell srun starts there
             words = [
                 *SRUN_PER_NODE,
+                *unbuffered,
                 "bash",
                 "-c",
                 'exec "$0" launch --machine_rank "$SLURM_NODEID" "$@"',
@@ -904,7 +948,7 @@ def cluster_launch(
                 "c10d",
             ]
         else:
-            words = [accelerate, "launch", *common, "--multi_gpu"]
+            words = [*unbuffered, accelerate, "launch", *common, "--multi_gpu"]
         words += ["-m", f"trl.scripts.{trainer}"]
     words += ["--config", "finetune.yaml"]
     out = Path(str(config.get(OUTPUT_KEY) or "output"))
