@@ -16,6 +16,7 @@ import yaml
 
 from trainwright import pack
 from trainwright.errors import TrainwrightError
+from trainwright.hardware import loss_heads
 from trainwright.hardware.catalog import Model, Part
 
 GIB = 2**30
@@ -77,6 +78,12 @@ FRAMEWORK_FIXED = 0.15 * GIB
 ALLOCATOR_RESERVE = 0.06
 DEFAULT_CUDA_CONTEXT_GIB = 1.0
 DEVICES = ("cuda", "cpu")
+# The framework whose loss head an estimate assumes when none is named: the rule before
+# frameworks existed, so callers that name none get the figures they got before.
+DEFAULT_FRAMEWORK = "generic"
+# Bytes per token per vocabulary entry that transformers' forward with labels keeps (traced,
+# loss-heads.yaml `hf`); inside a live-traced profile's per-token rest, which has no vocab term.
+HF_TRACED_KEPT_PER_VOCAB = 4.0
 
 
 @dataclass
@@ -102,6 +109,7 @@ class Setup:
     cuda_context_gib: float = DEFAULT_CUDA_CONTEXT_GIB
     foreach: bool = True  # torch's multi-tensor optimizer step (one param-sized temporary)
     device: str = "cuda"  # cuda | cpu: a CPU run is measured against system RAM, not a card
+    framework: str = DEFAULT_FRAMEWORK  # the trainer's loss head: one of frameworks()
 
 
 @dataclass
@@ -115,6 +123,12 @@ class Estimate:
 
     def gib(self, key: str) -> float:
         return round(self.breakdown[key] / GIB, 2)
+
+
+def frameworks() -> tuple[str, ...]:
+    """The training frameworks an estimate can assume (Setup.framework): resources/models/
+    loss-heads.yaml. A backend passes its own; DEFAULT_FRAMEWORK when it is not known."""
+    return loss_heads.frameworks()
 
 
 @lru_cache(maxsize=1)
@@ -169,6 +183,13 @@ def validate(model: Model, s: Setup) -> None:
         raise TrainwrightError(f"--device must be one of {', '.join(DEVICES)}, not {s.device!r}")
     if s.base_quant not in BASE_QUANTS:
         raise TrainwrightError(f"--base-quant must be one of {', '.join(BASE_QUANTS)}")
+    head = loss_heads.get(s.framework)
+    if head.get("image_only") and not model.is_image:
+        others = ", ".join(f for f in frameworks() if not loss_heads.get(f).get("image_only"))
+        raise TrainwrightError(
+            f"framework {s.framework!r} is for image trainers; {model.id} is a language model: "
+            f"use one of {others}"
+        )
     if s.method == "full" and s.base_quant != "none":
         raise TrainwrightError("a quantized base cannot be fully fine-tuned: use lora or qlora")
     if model.is_image:
@@ -439,7 +460,7 @@ def estimate(model: Model, s: Setup) -> Estimate:
             + (
                 "fp32 (mixed precision keeps an fp32 master copy)"
                 if trainable_bytes == 4
-                else "bf16 (pure bf16, as torchtune and LitGPT train)"
+                else "bf16 (pure bf16, as LLM recipes train)"
             )
         )
     else:
@@ -508,6 +529,8 @@ def estimate(model: Model, s: Setup) -> Estimate:
             vae_transient = 3 * 128 * w * h * half * images
         b["activations"] = kept
         details = {"images_per_step": images, "vae_encode_transient_gib": vae_transient / GIB}
+        if s.framework not in (DEFAULT_FRAMEWORK, "none"):
+            notes.append(f"{model.id} trains on latents: framework {s.framework} changes nothing")
     else:
         seq = s.seq_len or min(model.max_seq_len or 2048, 2048)
         if s.seq_len is None:
@@ -517,16 +540,31 @@ def estimate(model: Model, s: Setup) -> Estimate:
         )
         notes += more
         tokens = seq * s.batch
-        # Backward: the loss gradient over the vocabulary (fp32) and one layer's gradients.
-        transient = 4 * (main.vocab or 0) * tokens + one_layer / 2
+        head, profile_vocab = _loss_head(main, s, mode, act_dtype, attention, tokens, notes)
+        # The traced rest counts the head as transformers keeps it; the framework's replaces it.
+        kept += head.kept - profile_vocab * (main.vocab or 0) * tokens
+        # Backward: one layer's gradients, and the loss head's peak (before the layers' backward).
+        layer_transient = one_layer / 2
         if attention == "eager":
-            transient += 2.0 * (main.heads or 0) * seq * seq * half * s.batch
+            layer_transient += 2.0 * (main.heads or 0) * seq * seq * half * s.batch
         if s.method == "qlora":
             q, k = main.linear_shapes()["up"]
-            transient += q * k * 2  # one weight dequantized at a time
+            layer_transient += q * k * 2  # one weight dequantized at a time
+        if head.layer_transient == "add":
+            transient = head.peak + layer_transient
+        else:
+            transient = max(head.peak, layer_transient - head.kept)
         b["activations"] = kept
         vae_transient = 0.0
-        details = {"tokens_per_step": tokens, "bytes_per_token_per_layer": round(per_layer)}
+        details = {
+            "tokens_per_step": tokens,
+            "bytes_per_token_per_layer": round(per_layer),
+            "loss_head": {
+                "framework": head.framework,
+                "kept_bytes": round(head.kept),
+                "peak_bytes": round(head.peak),
+            },
+        }
     if master and s.method == "full":
         # autocast keeps a half-precision copy of each weight it casts for the backward pass
         b["activations"] += trainable * 2
@@ -563,9 +601,37 @@ def estimate(model: Model, s: Setup) -> Estimate:
             "trainable_params": int(trainable),
             "master_weights": master,
             "device": s.device,
+            "framework": s.framework,
         }
     )
     return Estimate(b, allocated, reserved, total, notes, details)
+
+
+def _loss_head(
+    part: Part, s: Setup, mode: str, dtype: str, attention: str, tokens: int, notes: list[str]
+) -> tuple[loss_heads.LossHead, float]:
+    """The framework's loss head, and the family's traced kept bytes per token per vocabulary
+    entry (which the fitted `rest` already counts)."""
+    if s.gradient_checkpointing:
+        mode = "full" if mode == "full" else "lora-qv"  # as _token_activations picks gc_rest
+    entry, _ = _token_fit(part.profile or "llama", dtype, attention, mode)
+    rest = entry.get("gc_rest" if s.gradient_checkpointing else "rest", {})
+    profile_vocab = float(rest.get("vocab", HF_TRACED_KEPT_PER_VOCAB))
+    framework = s.framework
+    if part.model_type == "bert" and framework != DEFAULT_FRAMEWORK:
+        notes.append(f"{part.name} is a classifier: no vocabulary loss head, {framework} ignored")
+        framework = DEFAULT_FRAMEWORK
+    elif framework != DEFAULT_FRAMEWORK:
+        notes.append(f"loss head as {framework} computes it: {loss_heads.describe(framework)}")
+    head = loss_heads.loss_head(
+        framework,
+        vocab=part.vocab or 0,
+        hidden=part.hidden or 0,
+        tokens=tokens,
+        fp32=dtype == "fp32",
+        profile_vocab=profile_vocab,
+    )
+    return head, profile_vocab
 
 
 def _cpu_runtime(model: Model, notes: list[str]) -> float:
