@@ -12,6 +12,39 @@ from trainwright.numeric import Float, Int, Positive
 from trainwright.output import emit, json_option
 
 
+class FrameworkChoice(click.Choice):
+    """The frameworks of resources/models/loss-heads.yaml, read when first needed (not when the
+    CLI is imported)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from trainwright.hardware.loss_heads import frameworks
+
+        return frameworks()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
+
+
+class FrameworkOption(click.Option):
+    """--framework, whose help lists each framework with its one-line description."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from trainwright.hardware import loss_heads
+
+        lines = [
+            "The trainer's loss head (the vocabulary-sized memory of a language model). "
+            f"Default: {loss_heads.default_framework()}."
+        ]
+        lines += [f"{name}: {loss_heads.describe(name)}." for name in loss_heads.frameworks()]
+        self.help = "\n\n".join(lines)
+        return super().get_help_record(ctx)
+
+
 def parse_resolution(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -50,8 +83,10 @@ def report(model: Any, result: Any, gpu: Any) -> dict[str, Any]:
     from trainwright.hardware.vram import GIB
 
     est = result.estimate
+    head = est.details.get("loss_head")
     return {
         "model": model.id,
+        "framework": est.details["framework"],
         "total_gib": round(est.total / GIB, 2),
         "breakdown": {
             "weights_gib": est.gib("weights"),
@@ -62,6 +97,14 @@ def report(model: Any, result: Any, gpu: Any) -> dict[str, Any]:
             "overhead_gib": est.gib("overhead"),
             "cuda_context_gib": est.gib("cuda_context"),
         },
+        # inside activations_gib (kept) and overhead_gib (peak); null for image models
+        "loss_head": {
+            "framework": head["framework"],
+            "kept_gib": round(head["kept_bytes"] / GIB, 2),
+            "peak_gib": round(head["peak_bytes"] / GIB, 2),
+        }
+        if head
+        else None,
         "allocated_gib": round(est.allocated / GIB, 2),
         "reserved_gib": round(est.reserved / GIB, 2),
         "fits": result.fits,
@@ -92,6 +135,12 @@ def render(d: dict[str, Any]) -> str:
     lines = [f"{title} for {d['model']}:"]
     lines += [f"  {label:24s} {value:8.2f} GiB" for label, value in rows]
     lines.append(f"  {'total':24s} {d['total_gib']:8.2f} GiB")
+    head = d.get("loss_head")
+    if head:
+        lines.append(
+            f"  loss head ({head['framework']}): {head['kept_gib']:.2f} GiB kept in the "
+            f"activations, {head['peak_gib']:.2f} GiB more at its peak"
+        )
     if not cpu:
         lines.append(
             f"  (torch would report about {d['allocated_gib']:.2f} GiB allocated, "
@@ -191,7 +240,7 @@ def render(d: dict[str, Any]) -> str:
     "--master-weights/--no-master-weights",
     default=None,
     help="Keep fp32 trainable weights (mixed precision). Default: yes for fp16 and for "
-    "image trainers, no for pure-bf16 LLM recipes (torchtune, LitGPT).",
+    "image trainers, no for pure-bf16 LLM recipes.",
 )
 @click.option(
     "--prior-preservation",
@@ -214,6 +263,13 @@ def render(d: dict[str, Any]) -> str:
     help="Where the run trains. cpu: the estimate is system RAM (Python + torch process "
     "included, no CUDA context) and, without --gpu / --vram, is checked against the RAM "
     "available now.",
+)
+@click.option(
+    "--framework",
+    type=FrameworkChoice(),
+    default="generic",
+    show_default=True,
+    cls=FrameworkOption,
 )
 @click.option("--gpu", help="A GPU from grimoire/studio.md or the GPU table (e.g. 'RTX 4090').")
 @click.option(
@@ -282,6 +338,7 @@ def vram_cmd(ctx: click.Context, **opts: Any) -> int:
         prior_preservation=opts["prior_preservation"],
         cuda_context_gib=opts["cuda_context"],
         device=opts["device"],
+        framework=opts["framework"],
     )
     if opts["trace"]:
         from trainwright.hardware.live_trace import traced_model
