@@ -239,7 +239,7 @@ def trl_config(
     return cfg
 
 
-def header(trainer: str, flavour: str, what: str) -> str:
+def header(trainer: str, flavour: str, what: str, file: str = CONFIG_FILE) -> str:
     label = f"{trainer} (unsloth)" if flavour == "unsloth" else trainer
     run = (
         f"python -m trainwright.backends.trl unsloth {trainer}"
@@ -251,7 +251,7 @@ def header(trainer: str, flavour: str, what: str) -> str:
         f"# Keys: TRL {known_names().get('trl_version', '?')}'s ScriptArguments, "
         f"{'DPOConfig' if trainer == 'dpo' else 'SFTConfig'}, ModelConfig and "
         "DatasetMixtureConfig fields.\n"
-        f"# Run: {run} --config {CONFIG_FILE} (paths are relative to the folder it runs in)\n"
+        f"# Run: {run} --config {file} (paths are relative to the folder it runs in)\n"
     )
 
 
@@ -896,7 +896,8 @@ def cluster_config(run: Any, experiment_dir: Path) -> str:
     cfg = trl_config(**args)
     if not run.gpus:
         cfg["use_cpu"] = True
-    return to_yaml(cfg, header(trainer, flavour, f"run '{run.name}' ({run.model})"))
+    what = f"run '{run.name}' ({run.model})"
+    return to_yaml(cfg, header(trainer, flavour, what, "finetune.yaml"))
 
 
 def cluster_problems(config: dict[str, Any], path: Path) -> list[str]:
@@ -914,7 +915,7 @@ def cluster_launch(
     on TRL's own script module; several nodes: one accelerate per node under srun, meeting at
     the first node (c10d), each with its own machine rank. Python's output unbuffered, so the
     log keeps TRL's loss lines (stdout) in order with transformers' lines (stderr)."""
-    unbuffered: list[Word] = ["env", "PYTHONUNBUFFERED=1"]
+    unbuffered: list[Word] = [shutil.which("env") or "/usr/bin/env", "PYTHONUNBUFFERED=1"]
     config_file = run_dir / "finetune.yaml"
     text = config_file.read_text(encoding="utf-8") if config_file.is_file() else ""
     trainer, flavour = kind_of(text, config)
@@ -953,7 +954,9 @@ def cluster_launch(
     words += ["--config", "finetune.yaml"]
     out = Path(str(config.get(OUTPUT_KEY) or "output"))
     out = out if out.is_absolute() else run_dir / out
-    latest = f'"$(ls -d {shlex.quote(str(out))}/checkpoint-* 2>/dev/null | sort -V | tail -n 1)"'
+    latest = (
+        f'"$({shlex.quote(python)} -m trainwright.backends.trl latest {shlex.quote(str(out))})"'
+    )
     return Launch(
         words,
         ["--resume_from_checkpoint", Raw(latest)],
@@ -1074,8 +1077,9 @@ def unsloth_main(trainer: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m trainwright.backends.trl unsloth sft|dpo --config FILE [--key value ...]`,
-    or `... names` to print resources/backends/trl-names.yaml from the installed TRL."""
+    """`python -m trainwright.backends.trl unsloth sft|dpo --config FILE [--key value ...]`;
+    `... names` prints resources/backends/trl-names.yaml from the installed TRL; `... latest
+    FOLDER` the newest checkpoint-N in FOLDER (a batch script's resume)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["names"]:
         import datetime as dt
@@ -1089,10 +1093,15 @@ def main(argv: list[str] | None = None) -> int:
         body = {"generated": dt.date.today().isoformat(), **names}
         print(head + yaml.safe_dump(body, sort_keys=False, width=100), end="")
         return 0
+    if len(args) == 2 and args[0] == "latest":  # for a resume in a batch script
+        last = latest_checkpoint(Path(args[1]))
+        print(last if last is not None else "")
+        return 0 if last is not None else 1
     if len(args) >= 2 and args[0] == "unsloth" and args[1] in TRAINERS:
         return unsloth_main(args[1], args[2:])
     print(
-        "usage: python -m trainwright.backends.trl unsloth {sft,dpo} --config FILE | names",
+        "usage: python -m trainwright.backends.trl unsloth {sft,dpo} --config FILE | names"
+        " | latest FOLDER",
         file=sys.stderr,
     )
     return 2
