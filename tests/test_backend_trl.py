@@ -130,7 +130,8 @@ def test_unsloth_flavour_renders_and_checks_without_unsloth(tmp_path: Path) -> N
         "-u", "-m", "trainwright.backends.trl", "unsloth", "sft", "--config", str(path),
     ]  # fmt: skip
     assert trl.framework(plan(flavour="unsloth")) == "unsloth"
-    assert trl.framework(plan()) == "hf"
+    assert trl.framework(plan()) == "trl" == trl.FRAMEWORK
+    assert trl.framework(plan(use_liger_kernel=True)) == "trl"  # TRL turns Liger's CE off
     assert trl.runs_on_cpu(path) is False
     assert ("unsloth" in sys.modules) == before  # nothing imported it
     if NO_NVIDIA:
@@ -211,6 +212,12 @@ def test_sft_dataset_columns_missing_file_and_hub_names(tmp_path: Path) -> None:
         f"trl.yaml: the dataset {gone} does not exist"
     ]
     assert trl.check_keys({trl.CONFIG_FILE: rendered(dataset_dir="org/name")[0]}) == []
+    # a path relative to the folder the trainer runs in: unknown to Gate 2, known on a cluster
+    text = rendered(dataset_dir=str(bad))[0].replace(str(bad), "chat.jsonl")
+    assert trl.check_keys({trl.CONFIG_FILE: text}) == []
+    config = write(tmp_path, text)
+    problems = trl.cluster_problems(yaml.safe_load(text), config)
+    assert len(problems) == 1 and "lacks text (or messages)" in problems[0]
 
 
 # --- running ---------------------------------------------------------------------------------

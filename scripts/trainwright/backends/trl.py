@@ -67,7 +67,7 @@ NAME = "trl"
 KINDS = ("llm",)
 CONFIG_FILE = "trl.yaml"
 OPTIMIZER_KEY = "trl"
-FRAMEWORK = "hf"  # transformers' loss: fp32 logits over the whole vocabulary
+FRAMEWORK = "trl"  # TRL 1.16's fused LM head: logits in tiles, never the whole vocabulary
 RUNS_ON_CPU = True  # LoRA and full fine-tunes run on the CPU; see runs_on_cpu(config)
 HAS_ACCUMULATION = True
 CAN_RESUME = True
@@ -322,11 +322,10 @@ def _unknown_text(keys: list[str], trainer: str) -> str:
 
 
 def framework(plan: TrainingPlan) -> str:
-    """The loss head the VRAM estimate assumes: Unsloth's, Liger's fused one, or transformers'."""
+    """The loss head the VRAM estimate assumes: Unsloth's for that flavour, else TRL's own fused
+    head (SFTTrainer and DPOTrainer both add it; they turn Liger's fused cross-entropy off)."""
     if str(plan.extra.get("flavour", "")).lower() == "unsloth":
         return "unsloth"
-    if plan.extra.get("use_liger_kernel") is True:
-        return "fused-ce"
     return FRAMEWORK
 
 
@@ -378,10 +377,12 @@ def check_keys(files: dict[str, str]) -> list[str]:
         return [f"{CONFIG_FILE}: not valid YAML ({exc})"]
     if not isinstance(cfg, dict):
         return [f"{CONFIG_FILE}: a TRL config is a mapping of TRL's argument names"]
-    return config_problems(cfg, text, Path.cwd(), CONFIG_FILE)
+    return config_problems(cfg, text, None, CONFIG_FILE)
 
 
-def config_problems(cfg: dict[str, Any], text: str, base: Path, where: str) -> list[str]:
+def config_problems(cfg: dict[str, Any], text: str, base: Path | None, where: str) -> list[str]:
+    """Every problem of a parsed config; `base` is the folder the trainer runs in (None when
+    unknown: a relative dataset path is then checked only where it is found from here)."""
     trainer, flavour = kind_of(text, cfg)
     problems = []
     unknown = [str(k) for k in cfg if str(k) not in keys_for(trainer)]
@@ -480,7 +481,7 @@ def _is_json_lines(text: str) -> bool:
         return False
 
 
-def _local_sources(cfg: dict[str, Any], base: Path) -> list[tuple[Path, list[str] | None]]:
+def _local_sources(cfg: dict[str, Any], base: Path | None) -> list[tuple[Path, list[str] | None]]:
     """(local file or folder, the columns it selects) for every dataset this config reads."""
     out = []
 
@@ -488,7 +489,10 @@ def _local_sources(cfg: dict[str, Any], base: Path) -> list[tuple[Path, list[str
         if not isinstance(raw, str) or not raw.strip() or raw == PLACEHOLDER:
             return None
         path = Path(raw).expanduser()
-        path = path if path.is_absolute() else base / path
+        if not path.is_absolute():
+            path = (base or Path.cwd()) / path
+            if base is None and not path.exists():
+                return None  # relative to a folder not known here
         return path if _is_local(raw) or path.exists() else None
 
     for entry in cfg.get("datasets") or []:
@@ -508,7 +512,7 @@ def _local_sources(cfg: dict[str, Any], base: Path) -> list[tuple[Path, list[str
     return out
 
 
-def dataset_problems(cfg: dict[str, Any], trainer: str, base: Path) -> list[str]:
+def dataset_problems(cfg: dict[str, Any], trainer: str, base: Path | None) -> list[str]:
     """What a local dataset lacks for the trainer (a hub name is not checked: offline)."""
     problems = []
     text_field = str(cfg.get("dataset_text_field") or "text")
