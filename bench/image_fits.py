@@ -464,7 +464,7 @@ def tiny_trainer_peak(batch: int, side: int, rank: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_example_dataset(root / "ds", 8, size=side)
-        files = tiny.render_config(
+        files = tiny.files_from_settings(
             dataset=str(root / "ds"),
             trigger_word="probe",
             output_name="probe",

@@ -5,7 +5,7 @@
 Needs torch, transformers, trl and torchtune (torchtune-compile also a C++ compiler for inductor;
 about 30 s). Prints bytes per token per vocabulary entry: kept into backward, and the peak total
 (kept + what the loss head adds at its worst moment). See scripts/trainwright/hardware/
-loss_trace.py for how; compare with the data file by hand and edit it with the figures.
+bench/loss_trace.py for how; compare with the data file by hand and edit it with the figures.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "bench"))
 
-from trainwright.hardware import loss_trace  # noqa: E402
+import loss_trace  # noqa: E402
 
 
 def main() -> int:

@@ -31,7 +31,7 @@ def test_registry_lists_every_backend_module() -> None:
 @pytest.mark.parametrize("model", IMAGE_MODELS)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_kohya_files_parse_and_use_sd_scripts_names(model: str, optimizer: str) -> None:
-    files = kohya.render_config(model=model, project="p", optimizer=optimizer)
+    files = backends.render_settings(kohya, model=model, project="p", optimizer=optimizer)
     assert kohya.check_keys(files) == []
     train = tomllib.loads(files[kohya.CONFIG_FILE])
     flat = {k: v for t in train.values() for k, v in t.items()}
@@ -48,17 +48,17 @@ def test_kohya_files_parse_and_use_sd_scripts_names(model: str, optimizer: str) 
 
 def test_kohya_refuses_unknown_keys_and_string_booleans() -> None:
     with pytest.raises(TrainwrightError, match="not a key the trainer knows"):
-        kohya.render_config(model="sdxl", project="p", network_dimm=8)
+        backends.render_settings(kohya, model="sdxl", project="p", network_dimm=8)
     with pytest.raises(TrainwrightError, match="kohya needs a TOML boolean"):
-        kohya.render_config(model="sdxl", project="p", sdpa="true")
-    files = kohya.render_config(model="sdxl", project="p", **{"dataset.flip_aug": True})
+        backends.render_settings(kohya, model="sdxl", project="p", sdpa="true")
+    files = backends.render_settings(kohya, model="sdxl", project="p", **{"dataset.flip_aug": True})
     assert tomllib.loads(files[kohya.DATASET_FILE])["datasets"][0]["subsets"][0]["flip_aug"]
 
 
 @pytest.mark.parametrize("model", IMAGE_MODELS)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_ai_toolkit_job_uses_its_names(model: str, optimizer: str) -> None:
-    files = ai_toolkit.render_config(model=model, project="p", optimizer=optimizer)
+    files = backends.render_settings(ai_toolkit, model=model, project="p", optimizer=optimizer)
     assert ai_toolkit.check_keys(files) == []
     proc = yaml.safe_load(files[ai_toolkit.CONFIG_FILE])["config"]["process"][0]
     assert proc["type"] == "sd_trainer" and proc["network"]["type"] == "lora"
@@ -92,7 +92,7 @@ def _as_flags(cfg: dict) -> list[str]:
 @pytest.mark.parametrize("model", IMAGE_MODELS)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_simpletuner_config_parses_with_its_option_names(model: str, optimizer: str) -> None:
-    files = simpletuner.render_config(model=model, project="p", optimizer=optimizer)
+    files = backends.render_settings(simpletuner, model=model, project="p", optimizer=optimizer)
     assert simpletuner.check_keys(files) == []
     cfg = json.loads(files[simpletuner.CONFIG_FILE])
     _simpletuner_parser().parse_args(_as_flags(cfg))
@@ -105,7 +105,7 @@ def test_simpletuner_config_parses_with_its_option_names(model: str, optimizer: 
 
 def test_simpletuner_refuses_unknown_option() -> None:
     with pytest.raises(TrainwrightError, match="not a SimpleTuner option"):
-        simpletuner.render_config(model="sdxl", project="p", lora_rnak=4)
+        backends.render_settings(simpletuner, model="sdxl", project="p", lora_rnak=4)
 
 
 def test_simpletuner_names_come_from_the_package() -> None:
@@ -123,19 +123,19 @@ def test_simpletuner_names_come_from_the_package() -> None:
 def test_simpletuner_own_parser_accepts_the_config() -> None:  # pragma: no cover - not installed
     from simpletuner.helpers.configuration.cmd_args import get_argument_parser
 
-    files = simpletuner.render_config(model="sdxl", project="p")
+    files = backends.render_settings(simpletuner, model="sdxl", project="p")
     get_argument_parser().parse_args(_as_flags(json.loads(files[simpletuner.CONFIG_FILE])))
 
 
 @pytest.mark.parametrize("mod", [kohya, ai_toolkit, simpletuner])
 def test_step_limit_and_batch_knob(tmp_path: Path, mod: object) -> None:
-    files = mod.render_config(model="sdxl", project="p", batch_size=3)  # type: ignore[attr-defined]
+    files = backends.render_settings(mod, model="sdxl", project="p", batch_size=3)
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    config = tmp_path / mod.CONFIG_FILE  # type: ignore[attr-defined]
+    config = tmp_path / mod.CONFIG_FILE
     assert backends.batch_settings(mod, config) == (3, 1)
-    cmd = " ".join(mod.command(config, max_steps=2, batch_size=1, accumulation=3))  # type: ignore[attr-defined]
+    cmd = " ".join(mod.command(config, max_steps=2, batch_size=1, accumulation=3))
     if mod is ai_toolkit:
         override = yaml.safe_load((tmp_path / ai_toolkit.OVERRIDE_FILE).read_text())
         train = override["config"]["process"][0]["train"]

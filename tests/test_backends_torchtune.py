@@ -122,7 +122,7 @@ def test_writer_refuses_what_torchtune_cannot_run(kwargs: dict, fragment: str) -
 
 def test_command_knobs(tmp_path: Path) -> None:
     path = tmp_path / "finetune.yaml"
-    files = tt.render_config(model="llama-3.2-1b", project="p", batch_size=2)
+    files = backends.render_settings(tt, model="llama-3.2-1b", project="p", batch_size=2)
     path.write_text(files["finetune.yaml"])
     assert yaml.safe_load(path.read_text())["batch_size"] == 2
     cmd = tt.command(path, max_steps=3, batch_size=1, accumulation=4, resume=True)

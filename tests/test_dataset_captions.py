@@ -113,7 +113,7 @@ def test_cli_check_says_kohya_uses_caption(tmp_path: Path) -> None:
     proc = run_cli("captions", "check", str(d), "--trigger", "mystyle")
     assert proc.returncode == 1
     assert "0 of 1 images have a .txt caption" in proc.stdout
-    assert "kohya sd-scripts defaults to .caption" in proc.stdout
+    assert "kohya defaults to .caption" in proc.stdout  # from the kohya backend's CAPTION_EXTENSION
     proc = run_cli("captions", "check", str(d), "--ext", ".caption", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["coverage"] == 1.0
 

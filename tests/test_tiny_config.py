@@ -88,7 +88,7 @@ def _measured_peak(tmp_path: Path, side: int, batch: int, rank: int) -> int:
 
     folder = tmp_path / f"m{side}-{batch}-{rank}"
     write_example_dataset(folder / "ds", 6, size=side)
-    files = tiny.render_config(
+    files = tiny.files_from_settings(
         dataset=str(folder / "ds"), trigger_word="probe", output_name="probe",
         resolution=side, batch_size=batch, rank=rank, alpha=rank,
     )  # fmt: skip

@@ -122,6 +122,14 @@ def read_config(mod: ModuleType, config: Path) -> dict[str, Any]:
     return mod.read_config(config)
 
 
+def render_settings(mod: ModuleType, **settings: Any) -> dict[str, str]:
+    """The backend's files from flat settings (model=ID, project=..., any neutral or backend
+    key): a TrainingPlan built as `trainwright config` builds it, rendered by the backend."""
+    from trainwright.backends.training_plan import plan_from_settings
+
+    return mod.render(plan_from_settings(str(mod.NAME), settings))
+
+
 def batch_settings(mod: ModuleType, config: Path) -> tuple[int, int]:
     """(batch, accumulation) from the main config, through BATCH_KEYS unless the backend knows
     better; ValueError on a config that does not say."""

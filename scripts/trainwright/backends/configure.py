@@ -4,13 +4,13 @@ and the VRAM estimate to a TrainingPlan, rendered by the chosen backend and reco
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import file_stamp
 from trainwright.errors import TrainwrightError
 
 PLAN_FILE = "trainwright-plan.json"
@@ -133,7 +133,7 @@ def _write_files(folder: Path, files: dict[str, str]) -> list[str]:
     from trainwright.state.safe_paths import new_backup_file
 
     kept = []
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = file_stamp()
     for name, text in files.items():
         path = folder / name
         if name != PLAN_FILE and path.exists() and path.read_bytes() != text.encode("utf-8"):

@@ -148,11 +148,6 @@ def check_keys(files: dict[str, str]) -> list[str]:
     return problems
 
 
-def render_config(**settings: Any) -> dict[str, str]:
-    from trainwright.backends.training_plan import plan_from_settings
-
-    return render(plan_from_settings(NAME, settings))
-
 
 def read_config(path: Path) -> dict[str, Any]:
     try:

@@ -61,7 +61,7 @@ FAILURE_TEXTS = {
 }
 
 
-def render_config(
+def files_from_settings(
     *,
     dataset: Path | str,
     trigger_word: str,
@@ -171,7 +171,7 @@ def write_project_config(grimoire: Any, project: str, **params: Any) -> Path:
     """Write tiny.yaml into the project folder from intent.md, and record it in config.md.
 
     The fallback for when `trainwright config` cannot render a tiny config: the dataset folder
-    and trigger word come from intent.md, `params` override the defaults of render_config.
+    and trigger word come from intent.md, `params` override the defaults of files_from_settings.
     """
     from trainwright.state.atomic import atomic_write_text
 
@@ -184,7 +184,7 @@ def write_project_config(grimoire: Any, project: str, **params: Any) -> Path:
             f"intent.md of '{project}' needs a Dataset folder and a Trigger word first"
         )
     params.pop("preset", None)
-    files = render_config(
+    files = files_from_settings(
         dataset=str(grimoire.resolve(folder)), trigger_word=trigger, output_name=project, **params
     )
     from trainwright.backends.tiny_model.train import TinyError, validate
@@ -235,7 +235,7 @@ def render(plan: Any) -> dict[str, str]:
         )
     if plan.optimizer != "adamw":
         raise ValueError(f"the tiny backend trains with AdamW only, not {plan.optimizer}")
-    return render_config(
+    return files_from_settings(
         dataset=plan.dataset_dir,
         trigger_word=plan.trigger_word or plan.project,
         output_name=plan.output_name,
@@ -406,7 +406,7 @@ def cluster_config(run: Any, experiment_dir: Path) -> str:
         if column in run.params:
             value = run.params[column]
             settings[key] = int(value) if column == "lora_alpha" else value
-    return next(iter(render_config(**settings).values()))
+    return next(iter(files_from_settings(**settings).values()))
 
 
 def cluster_launch(

@@ -284,11 +284,6 @@ def validate(path: Path | str, timeout: float = 300) -> tuple[bool, str]:
     return proc.returncode == 0, lines[-1] if lines else f"exit {proc.returncode}"
 
 
-def render_config(**settings: Any) -> dict[str, str]:
-    from trainwright.backends.training_plan import plan_from_settings
-
-    return render(plan_from_settings(NAME, settings))
-
 
 def read_config(path: Path) -> dict[str, Any]:
     try:

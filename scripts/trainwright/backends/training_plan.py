@@ -219,14 +219,14 @@ def build_plan(
 
 
 def plan_from_settings(backend_name: str, settings: dict[str, Any]) -> TrainingPlan:
-    """For render_config(**settings): a plan from a flat dict (model id, project, any keys)."""
+    """For backends.render_settings: a plan from a flat dict (model id, project, any keys)."""
     from trainwright.backends import get
 
     settings = dict(settings)
     model = settings.pop("model", None)
     project = settings.pop("project", None) or settings.pop("output_name", "run")
     if model is None:
-        raise TrainwrightError("render_config needs model=ID")
+        raise TrainwrightError("settings need model=ID (a catalog model)")
     m = model if isinstance(model, Model) else catalog.load().get(str(model))
     preset = settings.pop("preset", "standard")
     optimizer = settings.pop("optimizer", "adamw")

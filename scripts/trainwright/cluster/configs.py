@@ -7,10 +7,10 @@ out-of-memory retry) changed unless asked to, keeping the old one beside it.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
+from trainwright.clock import file_stamp
 from trainwright.cluster.adapters import CONFIG_NAME, adapter
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.runs_plan import Plan
@@ -70,7 +70,7 @@ def _write(path: Path, text: str, force: bool, dry_run: bool) -> str:
         if not force:
             return "kept"  # changed by a person or an OOM retry: --force rewrites it
         if not dry_run:
-            new_backup_file(path, time.strftime("%Y%m%d-%H%M%S"), old)  # its bytes, as they were
+            new_backup_file(path, file_stamp(), old)  # its bytes, as they were
             atomic_write_text(path, text)
         return "rewritten"
     if not dry_run:

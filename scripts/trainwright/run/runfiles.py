@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainwright.clock import now_iso as now_iso  # run/supervisor.py imports it from here
 from trainwright.errors import TrainwrightError
 from trainwright.state.atomic import atomic_write_text
 

@@ -21,18 +21,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainwright.backends.common import halve_batch
+from trainwright.clock import file_stamp, now_iso
 from trainwright.errors import TrainwrightError
 from trainwright.run import failures
 from trainwright.run.child import run_child
 from trainwright.run.launch_target import RunPlan
-from trainwright.run.runfiles import RunFiles, now_iso
+from trainwright.run.runfiles import RunFiles
 
 EXIT_ALREADY_RUNNING = 3
 DEFAULT_HANG_TIMEOUT = 1800.0
@@ -114,7 +114,7 @@ class Supervisor:
     def run(self, resume_first: bool = False) -> Outcome:
         plan = self.plan
         batch, accumulation = plan.batch, plan.accumulation
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = file_stamp()
         moved = None
         if not resume_first:  # a resumed run goes on in the same train.log
             self.files.rotate_log(stamp)
