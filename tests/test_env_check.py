@@ -261,3 +261,26 @@ def test_bad_env_requests(tmp_path: Path, args: list[str], fragment: str) -> Non
     proc = run_cli("--grimoire", str(g.root), *args)
     assert_one_line_error(proc, fragment)
     assert (g.project_dir("demo") / "environment.md").read_bytes() == before
+
+
+def test_gate3_reads_the_config_a_gpu_only_method_needs_a_gpu(tmp_path: Path) -> None:
+    """The same trl backend trains a LoRA on the CPU but not a 4-bit QLoRA (bitsandbytes) or
+    the Unsloth flavour: Gate 3 asks the backend about the project's own config."""
+    pytest.importorskip("trl")
+    from trainwright import backends
+
+    trl = backends.get("trl")
+    cpu = TorchFacts("2.13.0+cpu", None, None, None, sys.executable)
+    verdicts = {}
+    for label, overrides in (("lora", {}), ("qlora", {"method": "qlora"})):
+        files = backends.render_settings(trl, model="tiny-qwen2", project="p", **overrides)
+        folder = tmp_path / label
+        folder.mkdir()
+        for name, text in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+        config = folder / trl.CONFIG_FILE
+        r = evaluate(facts("", cpu, backend="trl"), Needs("trl", config=config))
+        verdicts[label] = (r.decision, by_check(r)["gpu"].text)
+    assert verdicts["lora"][0] == "GO"
+    assert verdicts["qlora"][0] == "NO-GO" and "trl trains on a GPU" in verdicts["qlora"][1]

@@ -125,3 +125,31 @@ def test_no_checkpoints_yet_and_bad_requests(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "0" in proc.stderr
     proc = run_cli("--grimoire", str(g.root), "checkpoints", "nope")
     assert proc.returncode == 2 and "no project 'nope'" in proc.stderr
+
+
+def test_a_checkpoint_folder_is_one_checkpoint_and_never_pruned_file_by_file(
+    tmp_path: Path,
+) -> None:
+    """HF Trainer (TRL) and torchtune save a folder per checkpoint (weights, adapter, optimizer
+    state): listed once, by its number, and no file inside it is ever removed."""
+    from trainwright.run.checkpoints import prune, retention, scan
+
+    out = tmp_path / "output"
+    for step in (3, 6, 9):
+        sub = out / f"checkpoint-{step}"
+        sub.mkdir(parents=True)
+        for name in (
+            "adapter_model.safetensors",
+            "optimizer.pt",
+            "scheduler.pt",
+            "rng_state.pth.bin",
+        ):
+            (sub / name).write_bytes(b"x" * step)
+    found = scan(out)
+    assert [c.path.name for c in found] == ["checkpoint-3", "checkpoint-6", "checkpoint-9"]
+    assert [c.step for c in found] == [3, 6, 9] and found[0].size == 4 * 3
+    kept, removable = retention(found, keep=1, live=False)
+    assert removable == [] and all(c.keep_reasons for c in kept)
+    before = sorted(p for p in out.rglob("*") if p.is_file())
+    assert prune(removable) == []
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == before

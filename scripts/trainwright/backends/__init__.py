@@ -153,7 +153,10 @@ def checkpoint_dir(mod: ModuleType, config: Path) -> Path:
 
 def runs_on_cpu(mod: ModuleType, config: Path | None = None) -> bool:
     if config is not None and hasattr(mod, "runs_on_cpu"):
-        return bool(mod.runs_on_cpu(config))
+        try:
+            return bool(mod.runs_on_cpu(config))
+        except (ValueError, OSError):  # an unreadable config: Gate 2 says what is wrong with it
+            pass
     return bool(getattr(mod, "RUNS_ON_CPU", False))
 
 

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import importlib.metadata as md
 import importlib.util
+import inspect
 import json
 import os
 import platform
@@ -146,10 +147,11 @@ class Needs:
     vram_gb: float | None = None
     epochs: int | None = None
     save_every: int = 5
+    config: Path | None = None  # the project's main config: some configs need a GPU (QLoRA)
 
     @property
     def needs_gpu(self) -> bool:
-        return bool(self.backend) and not runs_on_cpu(self.backend)
+        return bool(self.backend) and not runs_on_cpu(self.backend, self.config)
 
     def checkpoint_gb(self) -> float:
         declared = (
@@ -304,10 +306,10 @@ def backend_module(name: str) -> Any:
     return backends.get(name)
 
 
-def runs_on_cpu(name: str | None) -> bool:
+def runs_on_cpu(name: str | None, config: Path | None = None) -> bool:
     from trainwright import backends
 
-    return bool(name) and backends.runs_on_cpu(backend_module(str(name)))
+    return bool(name) and backends.runs_on_cpu(backend_module(str(name)), config)
 
 
 def cpu_backends() -> list[str]:
@@ -316,7 +318,9 @@ def cpu_backends() -> list[str]:
     return backends.where(backends.runs_on_cpu)
 
 
-def probe_backend(name: str, deep: bool = True) -> tuple[bool, str, str, str | None]:
+def probe_backend(
+    name: str, deep: bool = True, config: Path | None = None
+) -> tuple[bool, str, str, str | None]:
     """(installed, what was found or the fix, fingerprint, the python it runs with): the
     backend's INSTALL data judged on this machine's facts; for a cloned trainer the check
     imports its own code with its venv's Python (`deep`)."""
@@ -329,7 +333,8 @@ def probe_backend(name: str, deep: bool = True) -> tuple[bool, str, str, str | N
         key, spec, install_probe.local_facts(spec, deep=deep)
     )
     if ok and hasattr(module, "installed"):  # what the data cannot say (a GPU-only flavour)
-        more_ok, more = module.installed()
+        takes_config = "config" in inspect.signature(module.installed).parameters
+        more_ok, more = module.installed(config) if takes_config else module.installed()
         if not more_ok:
             return False, str(more), "", python
     return ok, detail, fingerprint, python
@@ -341,6 +346,7 @@ def gather(
     *,
     nvml: Any = None,
     deep: bool = True,
+    config: Path | None = None,
 ) -> EnvFacts:
     """Collect the facts. `deep=False` skips the slow parts (import checks, CUDA init)."""
     probe = probe_gpus()
@@ -356,7 +362,7 @@ def gather(
     driver = probe.gpus[0].driver_version if probe.gpus else None
     ok, detail, fingerprint, python = (None, "", "", None)
     if backend:
-        ok, detail, fingerprint, python = probe_backend(backend, deep=deep)
+        ok, detail, fingerprint, python = probe_backend(backend, deep=deep, config=config)
     torch = torch_facts_fast(python)
     if deep and probe.found and torch.version and torch.cuda:
         torch.usable, torch.error = torch_cuda_works(torch.python or sys.executable)

@@ -42,6 +42,16 @@ def backend_name(raw: str | None) -> str | None:
     return module_name(env_check.backend_module(raw.strip().replace(" ", "_")).NAME)
 
 
+def _main_config(g: Grimoire, project: str, top: dict[str, Any]) -> Path | None:
+    """config.md's main config file (the first listed), when it exists."""
+    listed = [p.strip() for p in str(top.get("Config file") or "").split(",") if p.strip()]
+    if not listed:
+        return None
+    path = Path(listed[0]).expanduser()
+    path = path if path.is_absolute() else g.project_dir(project) / path
+    return path if path.is_file() else None
+
+
 def _first_number(text: str | None) -> float | None:
     m = re.search(r"\d+(?:\.\d+)?", text or "")
     return float(m.group(0)) if m else None
@@ -65,7 +75,7 @@ def needs_for(g: Grimoire, project: str) -> env_check.Needs:
             f"config.md of '{project}' names no backend: decide the config first "
             f"('{config_command(g, project)}', then 'trainwright gate check {project} --gate 2')"
         )
-    needs = env_check.Needs(backend)
+    needs = env_check.Needs(backend, config=_main_config(g, project, top))
     needs.vram_gb = _first_number(top.get("Estimated VRAM"))
     m = re.search(r"epochs\s*=\s*(\d+)", top.get("Key parameters") or "")
     needs.epochs = int(m.group(1)) if m else None
@@ -152,7 +162,9 @@ def run_check(
     if target is not None:
         facts = remote_probe.gather(target, needs.backend, deep=deep)
     else:
-        facts = env_check.gather(needs.backend, g.project_dir(project), nvml=nvml, deep=deep)
+        facts = env_check.gather(
+            needs.backend, g.project_dir(project), nvml=nvml, deep=deep, config=needs.config
+        )
     return env_check.evaluate(facts, needs)
 
 
@@ -200,5 +212,5 @@ def check(g: Grimoire, project: str, target: remote_probe.Target | None = None) 
 
 def binding(g: Grimoire, project: str) -> str:
     needs = needs_for(g, project)
-    facts = env_check.gather(needs.backend, g.project_dir(project), deep=False)
+    facts = env_check.gather(needs.backend, g.project_dir(project), deep=False, config=needs.config)
     return env_check.binding_digest(facts, needs)

@@ -148,7 +148,36 @@ def scan_all(
         if ck.loss is None and losses and ck.step is not None:
             ck.loss = losses.get(ck.step)
         found.append(ck)
-    return sorted(found, key=Checkpoint.order), foreign
+    return sorted(_group_folders(found, folder), key=Checkpoint.order), foreign
+
+
+def _group_folders(found: list[Checkpoint], folder: Path) -> list[Checkpoint]:
+    """The files of one sub-folder (HF Trainer's checkpoint-N/, torchtune's epoch_N/: weights,
+    adapter, optimizer state) are one checkpoint, the folder, never listed file by file: pruning
+    one of its files would leave a checkpoint that cannot be loaded."""
+    loose = [c for c in found if c.path.parent == folder]
+    by_folder: dict[Path, list[Checkpoint]] = {}
+    for c in found:
+        if c.path.parent != folder:
+            by_folder.setdefault(c.path.parent, []).append(c)
+    for sub, files in by_folder.items():
+        if len(files) == 1:
+            loose.append(files[0])
+            continue
+        first = files[0]
+        losses = [c.loss for c in files if c.loss is not None]
+        loose.append(
+            Checkpoint(
+                sub,
+                sum(c.size for c in files),
+                max(c.mtime for c in files),
+                first.epoch,
+                first.step,
+                losses[0] if losses else None,
+                writing=any(c.writing for c in files),
+            )
+        )
+    return loose
 
 
 def retention(
@@ -172,6 +201,10 @@ def retention(
             c.keep_reasons.append(why)
         if c.writing:
             c.keep_reasons.append("still being written")
+        if c.path.is_dir():
+            c.keep_reasons.append(
+                "a folder of several files: the trainer's own save limit prunes it"
+            )
         elif live and now - c.mtime < RECENT_S:
             c.keep_reasons.append("written in the last minute while the run is live")
     newest = sorted(done, key=Checkpoint.order)[-keep:] if keep > 0 else []
