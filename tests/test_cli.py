@@ -69,7 +69,11 @@ def test_doctor_json_without_gpu(tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert set(data) == DOCTOR_KEYS
     assert data["trainwright"] == __version__
-    assert set(data["packages"]) == {"torch", "safetensors", "triton", "torchtune", "torchao"}
+    # the extras, and every package a backend imports (its INSTALL data)
+    assert {"torch", "safetensors", "triton", "torchtune", "torchao", "trl", "peft"} <= set(
+        data["packages"]
+    )
+    assert data["packages"]["trl"]["install"] in (None, "pip install 'trainwright[trl]'")
     assert data["gpu"]["found"] is False and "nvidia-smi" in data["gpu"]["error"]
     assert data["pack"]["found"] is True
     # The global flag form gives the same keys.
