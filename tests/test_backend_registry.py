@@ -181,3 +181,22 @@ def test_hardware_imports_nothing_from_run() -> None:
         text = path.read_text()
         assert "trainwright.run" not in text, path.name
         assert "backends.commands" not in text and "backends.configure" not in text, path.name
+
+
+def test_the_estimate_follows_the_backends_loss_head() -> None:
+    """`config` and Gate 2 size a plan with the loss head its backend computes."""
+    from trainwright.backends.configure import vram_setup
+    from trainwright.backends.training_plan import plan_from_settings
+    from trainwright.hardware import catalog, vram
+
+    tt = backends.get("torchtune")
+    model = catalog.load().get("llama3.1-8b")
+    seen = {}
+    for label, extra in (("eager", {}), ("compiled", {"compile": True})):
+        plan = plan_from_settings("torchtune", {"model": "llama3.1-8b", "project": "p", **extra})
+        setup = vram_setup(plan, tt)
+        seen[label] = (setup.framework, vram.estimate(model, setup).total)
+    assert seen["eager"][0] == "torchtune" and seen["compiled"][0] == "torchtune-compile"
+    assert seen["compiled"][1] < seen["eager"][1]
+    image = plan_from_settings("kohya", {"model": "sdxl", "project": "p"})
+    assert vram_setup(image, backends.get("kohya")).framework == "none"

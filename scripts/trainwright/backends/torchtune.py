@@ -517,12 +517,19 @@ def cluster_launch(
     )
 
 
+def framework(plan: TrainingPlan) -> str:
+    """Its loss head for the VRAM estimate: chunked cross-entropy, compiled when asked."""
+    compiled = str(plan.extra.get("compile", False)).lower() in ("true", "1", "yes")
+    return "torchtune-compile" if compiled else FRAMEWORK
+
+
 def cluster_vram(run: Any, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
     """What the VRAM estimate needs from a run's config (vram.Setup fields, method aside), and
     its schedule (steps per epoch, epochs) for the time estimate."""
     lora = config.get("model") or {}
     tokenizer = config.get("tokenizer") or {}
     settings = {
+        "framework": "torchtune-compile" if config.get("compile") else FRAMEWORK,
         "precision": "fp32" if config.get("dtype") == "fp32" else "bf16",
         "rank": int(lora.get("lora_rank") or 16),
         "targets": "all" if lora.get("apply_lora_to_mlp") else "attn",

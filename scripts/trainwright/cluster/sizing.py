@@ -7,7 +7,7 @@ config and the VRAM estimate imply, then a stated default. `notes` says where ea
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from trainwright.cluster.runs_plan import PlannedRun
@@ -93,9 +93,8 @@ def vram_estimate(
     except TrainwrightError:
         return None
     settings, schedule = backend.cluster_vram(run, config)
+    settings.setdefault("framework", backends.framework(backend))  # its loss head
     setup = vram.Setup(method=run.method, **settings)
-    if hasattr(setup, "framework"):
-        setup = replace(setup, framework=backends.framework(backend))
     try:
         est = vram.estimate(model, setup)
     except TrainwrightError:
