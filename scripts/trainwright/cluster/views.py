@@ -133,8 +133,7 @@ def human_setup_dirs(d: dict[str, Any], exp: Path | str = ".") -> str:
     lines = [f"  {verb} {p}" for p in d["created"]]
     lines += [f"  exists  {p}" for p in d["existing"]]
     lines.append(
-        f"next: `trainwright runs configs {_q(exp)}` (one backend's runs only: "
-        f"`trainwright runs BACKEND-configs {_q(exp)}`)"
+        f"next: `trainwright runs configs {_q(exp)}`"
     )
     return "\n".join(lines)
 
