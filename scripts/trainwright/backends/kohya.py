@@ -30,10 +30,9 @@ from trainwright.backends.common import (
 )
 from trainwright.errors import TrainwrightError
 from trainwright.run.logs.common import (
-    ATTEMPT_MARK,
     LogState,
     clock_seconds,
-    complete_lines,
+    log_lines,
     to_float,
 )
 
@@ -271,7 +270,6 @@ def check_keys(files: dict[str, str]) -> list[str]:
     return problems
 
 
-
 def read_config(path: Path) -> dict[str, Any]:
     try:
         tables = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -342,16 +340,7 @@ def parse_log(text: str, state: LogState | None = None) -> LogState:
     or `\\n` ends a segment), `epoch N/M`, `saving checkpoint:`; `loss=` (older) or `avr_loss=`
     (newer, an average over the epoch) are both read."""
     st = state or LogState("kohya")
-    segments, tail = complete_lines(text, "\r\n")
-    if LOG_BAR.search(tail):
-        segments.append(tail)  # a bar redrawn in place has no newline, yet is complete
-    for seg in segments:
-        line = seg.rstrip()
-        if not line:
-            continue
-        if ATTEMPT_MARK.match(line):
-            st.new_attempt()
-            continue
+    for line in log_lines(text, st, LOG_BAR):
         m = LOG_BAR.search(line)
         if m:
             _bar(st, m)

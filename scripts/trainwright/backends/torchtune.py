@@ -37,10 +37,9 @@ from trainwright.errors import TrainwrightError
 from trainwright.hardware import catalog
 from trainwright.hardware.catalog import Model
 from trainwright.run.logs.common import (
-    ATTEMPT_MARK,
     LogState,
     clock_seconds,
-    complete_lines,
+    log_lines,
     to_float,
 )
 from trainwright.shell_words import Raw, Word
@@ -284,7 +283,6 @@ def validate(path: Path | str, timeout: float = 300) -> tuple[bool, str]:
     return proc.returncode == 0, lines[-1] if lines else f"exit {proc.returncode}"
 
 
-
 def read_config(path: Path) -> dict[str, Any]:
     try:
         cfg = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -348,16 +346,7 @@ def parse_log(text: str, state: LogState | None = None) -> LogState:
     """DiskLogger files (`Step 12 | loss:1.234 lr:0.0003 ...`; no epoch, no clock, memory in GiB)
     and the recipe's tqdm bar (`1|12|Loss: 1.2345:  12%|...| 12/100 [00:30<03:40, ...]`)."""
     st = state or LogState("torchtune")
-    segments, tail = complete_lines(text, "\r\n")
-    if BAR.search(tail):
-        segments.append(tail)
-    for seg in segments:
-        line = seg.rstrip()
-        if not line:
-            continue
-        if ATTEMPT_MARK.match(line):
-            st.new_attempt()
-            continue
+    for line in log_lines(text, st, BAR):
         d = DISK.match(line)
         if d:
             _disk(st, int(d.group("step")), dict(PAIR.findall(d.group("rest"))))

@@ -60,7 +60,11 @@ from trainwright.backends.common import (
     sibling_executable,
 )
 from trainwright.errors import TrainwrightError
-from trainwright.run.logs.common import ATTEMPT_MARK, LogState, clock_seconds, complete_lines
+from trainwright.run.logs.common import (
+    LogState,
+    clock_seconds,
+    log_lines,
+)
 from trainwright.shell_words import Raw, Word
 
 NAME = "trl"
@@ -730,18 +734,11 @@ def parse_log(text: str, state: LogState | None = None) -> LogState:
     st = state or LogState(NAME)
     if text.lstrip().startswith("{") and '"log_history"' in text[: 1 << 20]:
         return _trainer_state(text, st)
-    segments, tail = complete_lines(text, "\r\n")
-    if BAR.search(tail):
-        segments.append(tail)
     last = st.step or 0
-    for seg in segments:
-        line = seg.rstrip()
-        if not line.strip():
-            continue
-        if ATTEMPT_MARK.match(line):
-            st.new_attempt()
-            last = 0
-            continue
+    attempts = st.attempts
+    for line in log_lines(text, st, BAR):
+        if st.attempts != attempts:  # a new attempt counts its steps afresh
+            attempts, last = st.attempts, 0
         b = BAR.search(line)
         if b:
             st.steps = int(b["total"])

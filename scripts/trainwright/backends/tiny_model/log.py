@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 from trainwright.run.logs.common import (
-    ATTEMPT_MARK,
     LogState,
-    complete_lines,
+    log_lines,
     to_float,
 )
 
@@ -33,15 +32,9 @@ def _pair(text: str) -> tuple[int, int] | None:
 
 def parse(text: str, state: LogState | None = None) -> LogState:
     st = state or LogState("tiny")
-    lines, _tail = complete_lines(text)
-    for raw in lines:  # plain string tests before any regex: a million lines stay quick
-        line = raw.rstrip("\r")
-        if line.startswith("=== ") and ATTEMPT_MARK.match(line):
-            st.new_attempt()
-            continue
-        if not line.startswith("tiny: "):
-            if line.strip():
-                st.unparsed_lines += 1
+    for line in log_lines(text, st):  # plain string tests before any regex: a million lines
+        if not line.startswith("tiny: "):  # stay quick
+            st.unparsed_lines += 1
             continue
         rest = line[len("tiny: ") :]
         if rest.startswith("step="):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,30 @@ def complete_lines(text: str, separators: str = "\n") -> tuple[list[str], str]:
     pattern = "[" + re.escape(separators) + "]"
     parts = [p if len(p) <= MAX_LINE else p[:MAX_LINE] for p in re.split(pattern, text)]
     return parts[:-1], parts[-1]
+
+
+def log_lines(
+    text: str,
+    st: LogState,
+    bar: re.Pattern[str] | None = None,
+    redraws: bool | None = None,
+) -> Iterator[str]:
+    """The loop every text parser shares: whole lines, right-stripped and non-blank, with the
+    launch supervisor's attempt marks applied to `st` (not yielded). With `redraws` (default:
+    when a `bar` is given; a trainer that redraws a tqdm bar in place) a carriage return also
+    ends a line; a complete `bar` at the very end is taken although no newline follows it."""
+    redraws = bar is not None if redraws is None else redraws
+    segments, tail = complete_lines(text, "\r\n" if redraws else "\n")
+    if bar is not None and bar.search(tail):
+        segments.append(tail)
+    for seg in segments:
+        line = seg.rstrip()
+        if not line:
+            continue
+        if line.startswith("=== ") and ATTEMPT_MARK.match(line):
+            st.new_attempt()
+            continue
+        yield line
 
 
 def finite(x: float) -> bool:

@@ -6,21 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from trainwright.run.logs.common import ATTEMPT_MARK, LogState, complete_lines
+from trainwright.run.logs.common import LogState, log_lines
 
 LineParser = Callable[[str], "dict[str, Any] | None"]
 
 
 def parse(text: str, parse_line: LineParser, name: str = "backend") -> LogState:
     st = LogState(name)
-    segments, _tail = complete_lines(text, "\r\n")
-    for seg in segments:
-        line = seg.rstrip()
-        if not line:
-            continue
-        if ATTEMPT_MARK.match(line):
-            st.new_attempt()
-            continue
+    for line in log_lines(text, st, redraws=True):
         try:
             found = parse_line(line)
         except (ValueError, KeyError, TypeError):
