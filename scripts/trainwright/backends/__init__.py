@@ -40,6 +40,7 @@ Adding a trainer is adding one module here; nothing else lists them.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from functools import cache
 from pathlib import Path
@@ -106,8 +107,6 @@ def get(name: str) -> ModuleType:
     return mod
 
 
-def canonical(name: str) -> str:
-    return str(get(name).NAME)
 
 
 def where(predicate: Any) -> list[str]:
@@ -118,8 +117,6 @@ def where(predicate: Any) -> list[str]:
 # ---- what the rest of the package asks --------------------------------------------------------
 
 
-def read_config(mod: ModuleType, config: Path) -> dict[str, Any]:
-    return mod.read_config(config)
 
 
 def render_settings(mod: ModuleType, **settings: Any) -> dict[str, str]:
@@ -167,23 +164,34 @@ def framework(mod: ModuleType, plan: Any = None) -> str:
     return str(getattr(mod, "FRAMEWORK", default))
 
 
-def installed(mod: ModuleType, deep: bool = False) -> tuple[bool, str]:
-    """Whether this machine can run the backend, and what was found or the fix."""
+def probe(
+    mod: ModuleType, deep: bool = False, config: Path | None = None
+) -> tuple[bool, str, str, str | None]:
+    """(installed, what was found or the fix, fingerprint, the python it runs with) on this
+    machine: its INSTALL data judged on local facts (`deep`: a cloned trainer imports its own
+    code with its venv's Python), then its `installed([config])` for what data cannot say (a
+    GPU-only flavour)."""
     from trainwright.backends import install_probe
 
     spec = install_probe.spec_of(mod)
-    if spec:
-        ok, detail, _, _ = install_probe.verdict(
-            module_name(mod.NAME), spec, install_probe.local_facts(spec, deep=deep)
-        )
-        if not ok:
-            return ok, detail
-        if hasattr(mod, "installed"):
-            return mod.installed()
-        return ok, detail
-    if hasattr(mod, "installed"):
-        return mod.installed()
-    return False, f"{mod.NAME} is not installed"
+    if not spec:
+        ok, detail = mod.installed() if hasattr(mod, "installed") else (False, "")
+        return ok, detail or f"{mod.NAME} is not installed", "", None
+    ok, detail, fingerprint, python = install_probe.verdict(
+        module_name(mod.NAME), spec, install_probe.local_facts(spec, deep=deep)
+    )
+    if ok and hasattr(mod, "installed"):
+        takes_config = "config" in inspect.signature(mod.installed).parameters
+        more_ok, more = mod.installed(config) if takes_config else mod.installed()
+        if not more_ok:
+            return False, str(more), "", python
+    return ok, detail, fingerprint, python
+
+
+def installed(mod: ModuleType, deep: bool = False) -> tuple[bool, str]:
+    """Whether this machine can run the backend, and what was found or the fix."""
+    ok, detail, _, _ = probe(mod, deep=deep)
+    return ok, detail
 
 
 def log_parsers() -> dict[str, ModuleType]:

@@ -37,9 +37,6 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def output_dir(config: dict[str, Any], run_dir: Path, default: str) -> Path:
-    out = Path(str(config.get("output_dir") or default))
-    return out if out.is_absolute() else run_dir / out
 
 
 def adapter(name: str) -> Any:

@@ -13,7 +13,6 @@ import functools
 import hashlib
 import importlib.metadata as md
 import importlib.util
-import inspect
 import json
 import os
 import platform
@@ -321,23 +320,11 @@ def cpu_backends() -> list[str]:
 def probe_backend(
     name: str, deep: bool = True, config: Path | None = None
 ) -> tuple[bool, str, str, str | None]:
-    """(installed, what was found or the fix, fingerprint, the python it runs with): the
-    backend's INSTALL data judged on this machine's facts; for a cloned trainer the check
-    imports its own code with its venv's Python (`deep`)."""
-    from trainwright.backends import install_probe, module_name
+    """(installed, what was found or the fix, fingerprint, the python it runs with), as the
+    registry's probe finds them."""
+    from trainwright import backends
 
-    module = backend_module(name)
-    spec = install_probe.spec_of(module)
-    key = module_name(module.NAME)
-    ok, detail, fingerprint, python = install_probe.verdict(
-        key, spec, install_probe.local_facts(spec, deep=deep)
-    )
-    if ok and hasattr(module, "installed"):  # what the data cannot say (a GPU-only flavour)
-        takes_config = "config" in inspect.signature(module.installed).parameters
-        more_ok, more = module.installed(config) if takes_config else module.installed()
-        if not more_ok:
-            return False, str(more), "", python
-    return ok, detail, fingerprint, python
+    return backends.probe(backend_module(name), deep=deep, config=config)
 
 
 def gather(
