@@ -384,9 +384,12 @@ def check_keys(files: dict[str, str]) -> list[str]:
     return config_problems(cfg, text, None, CONFIG_FILE)
 
 
-def config_problems(cfg: dict[str, Any], text: str, base: Path | None, where: str) -> list[str]:
+def config_problems(
+    cfg: dict[str, Any], text: str, base: Path | None, where: str, missing_ok: bool = False
+) -> list[str]:
     """Every problem of a parsed config; `base` is the folder the trainer runs in (None when
-    unknown: a relative dataset path is then checked only where it is found from here)."""
+    unknown: a relative dataset path is then checked only where it is found from here).
+    `missing_ok`: a missing dataset is named by the caller's own input check."""
     trainer, flavour = kind_of(text, cfg)
     problems = []
     unknown = [str(k) for k in cfg if str(k) not in keys_for(trainer)]
@@ -406,7 +409,7 @@ def config_problems(cfg: dict[str, Any], text: str, base: Path | None, where: st
         problems.append(f"{where}: no dataset: set dataset_name or a datasets entry")
     if cfg.get("load_in_4bit") and not cfg.get("use_peft"):
         problems.append(f"{where}: load_in_4bit (QLoRA) trains an adapter: set use_peft: true")
-    problems += [f"{where}: {p}" for p in dataset_problems(cfg, trainer, base)]
+    problems += [f"{where}: {p}" for p in dataset_problems(cfg, trainer, base, missing_ok)]
     return problems
 
 
@@ -516,13 +519,16 @@ def _local_sources(cfg: dict[str, Any], base: Path | None) -> list[tuple[Path, l
     return out
 
 
-def dataset_problems(cfg: dict[str, Any], trainer: str, base: Path | None) -> list[str]:
+def dataset_problems(
+    cfg: dict[str, Any], trainer: str, base: Path | None, missing_ok: bool = False
+) -> list[str]:
     """What a local dataset lacks for the trainer (a hub name is not checked: offline)."""
     problems = []
     text_field = str(cfg.get("dataset_text_field") or "text")
     for path, selected in _local_sources(cfg, base):
         if not path.exists():
-            problems.append(f"the dataset {path} does not exist")
+            if not missing_ok:
+                problems.append(f"the dataset {path} does not exist")
             continue
         for file in _files(path):
             try:
@@ -903,7 +909,8 @@ def cluster_config(run: Any, experiment_dir: Path) -> str:
 
 def cluster_problems(config: dict[str, Any], path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    found = config_problems(config, text, path.parent, str(path))
+    # a missing dataset: the pre-flight's input check (run_inputs) names it already
+    found = config_problems(config, text, path.parent, str(path), missing_ok=True)
     if PLACEHOLDER in str(config.get("model_name_or_path", "")):
         found.append(f"{path}: model_name_or_path is {PLACEHOLDER}: add a 'Model path' column")
     return found
