@@ -180,9 +180,7 @@ def main() -> None:
     ap.add_argument("--configs", type=int, default=10)
     ap.add_argument("--out", type=Path, default=REPO / "resources/models/activations.yaml")
     args = ap.parse_args()
-    import diffusers
     import torch
-    import transformers
 
     data: dict[str, Any] = {}
     if args.out.exists():
@@ -190,14 +188,21 @@ def main() -> None:
     data.setdefault("token_models", {})
     data["generated_by"] = "bench/fit_activations.py"
     data["generated"] = dt.date.today().isoformat()
-    data["tools"] = {
-        "torch": str(torch.__version__),
-        "transformers": str(transformers.__version__),
-        "diffusers": str(diffusers.__version__),
-    }
+    only = {s for s in args.only.split(",") if s}
+    # Record the version of each library this run traced with; a tiny-only refit needs neither
+    # transformers nor diffusers and leaves their recorded versions as they were.
+    tools = data.setdefault("tools", {})
+    tools["torch"] = str(torch.__version__)
+    if not args.no_tokens:
+        import transformers
+
+        tools["transformers"] = str(transformers.__version__)
+    if args.images and only != {"tiny-unet"}:
+        import diffusers
+
+        tools["diffusers"] = str(diffusers.__version__)
     data["layer_features"] = LAYER_FEATURES
     data["rest_features"] = REST_FEATURES
-    only = {s for s in args.only.split(",") if s}
     start = time.time()
     if not args.no_tokens:
         for model_type, (combos, modes) in TOKEN_MODELS.items():

@@ -397,23 +397,12 @@ def fit_images(only: set[str]) -> dict[str, Any]:
 # latent factor 1), for a full fine-tune and for the LoRA the trainer injects (every Conv2d /
 # Linear outside the time projection; it has no attention and no gradient checkpointing).
 TINY = {"sides": [16, 32, 48], "dtypes": ["fp32"], "rank": 16}  # it trains in fp32 only
-TINY_RUNTIME_PROBE = """
-import resource, torch
-from trainwright.backends.tiny_model import lora
-from trainwright.backends.tiny_model.model import diffusion_loss, encode_captions
-from trainwright.backends.tiny_model.train import load_base
-torch.set_num_threads(1)
-model, _ = load_base("bundled")
-lora.inject(model, 1, 1)
-x = torch.zeros(1, 3, 8, 8)
-diffusion_loss(model, x, encode_captions(["a"]), torch.Generator().manual_seed(0)).backward()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-"""
 TINY_TRAINER_PROBE = """
-import resource, sys
+import sys
 from trainwright.backends.tiny_model.train import main
+from trainwright.hardware.process_memory import own_peak_bytes
 main([sys.argv[1], "--max-steps", "3", "--no-save"])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(own_peak_bytes())
 """
 
 
@@ -447,14 +436,9 @@ def _run_probe(code: str, *args: str) -> int:
     return int(out.stdout.split()[-1])
 
 
-def tiny_runtime_bytes() -> int:
-    """Peak RSS of a Python process that imports torch, loads the bundled model with a LoRA and
-    runs one 8 px step: what the CPU run costs before any real activations (single thread)."""
-    return _run_probe(TINY_RUNTIME_PROBE)
-
-
 def tiny_trainer_peak(batch: int, side: int, rank: int) -> int:
-    """Peak RSS (bytes) of the real tiny trainer for three steps at this batch / side / rank."""
+    """Peak own memory (bytes; see process_memory) of the real tiny trainer for three steps at
+    this batch / side / rank."""
     import tempfile
     from pathlib import Path
 
@@ -508,17 +492,28 @@ def fit_tiny() -> dict[str, Any]:
     model = TinyDenoiser()
     lora.inject(model, 1, 1)
     per_rank = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    runtime = tiny_runtime_bytes()
     # On the CPU a step needs more than autograd keeps: the backward pass's gradients of the
     # feature maps, the convolutions' own work buffers and the allocator's slack. Measured on
-    # the real trainer as the peak RSS per extra image at 64 px, over the traced kept bytes.
+    # the real trainer at 64 px as its peak own memory per extra image, over the traced kept
+    # bytes; what is left at batch 1 once the weights, LoRA, gradients, optimizer and one
+    # image's step are taken away is the runtime: Python, torch and the trainer's threads.
+    from trainwright.hardware import catalog, vram
+
     side, rank = 64, TINY["rank"]
     one, eight = (tiny_trainer_peak(b, side, rank) for b in (1, 8))
     entry = fits["fp32/none/lora-all"]
     kept = entry["per_latent_pixel"] * side * side + entry["fixed"]
-    ratio = round((eight - one) / 7 / kept - 1.0, 3)
+    per_image = (eight - one) / 7
+    ratio = round(per_image / kept - 1.0, 3)
+    setup = vram.Setup(
+        precision="fp32", rank=rank, targets="all", batch=1, resolution=(side, side),
+        gradient_checkpointing=False, device="cpu",
+    )  # fmt: skip
+    parts = vram.estimate(catalog.load().get("tiny"), setup).breakdown
+    static = sum(parts[k] for k in ("weights", "trainable", "gradients", "optimizer"))
+    runtime = int(one - static - per_image)
     print(
-        f"  tiny-unet cpu runtime: {runtime / 2**20:.0f} MiB; trainer peak RSS batch 1 / 8: "
+        f"  tiny-unet cpu runtime: {runtime / 2**20:.0f} MiB; trainer peak batch 1 / 8: "
         f"{one / 2**20:.0f} / {eight / 2**20:.0f} MiB; step transient {ratio} x kept",
         flush=True,
     )
@@ -532,7 +527,7 @@ def fit_tiny() -> dict[str, Any]:
         "largest_attention": {"heads": 0, "downsample": 1},
         "cpu_runtime_bytes": runtime,
         "cpu_step_transient": ratio,
-        "cpu_measured": {"side": side, "rank": rank, "peak_rss_bytes": {"1": one, "8": eight}},
+        "cpu_measured": {"side": side, "rank": rank, "peak_own_bytes": {"1": one, "8": eight}},
         "traced_rank": TINY["rank"],
         "fits": fits,
     }

@@ -635,8 +635,9 @@ def _loss_head(
 
 
 def _cpu_runtime(model: Model, notes: list[str]) -> float:
-    """A CPU run's memory before any tensor of its own: the Python process with torch loaded.
-    Measured for the models that carry it (bench/image_fits.py), else the GPU figure."""
+    """A CPU run's memory before any tensor of its own: the Python process with torch loaded,
+    as anonymous memory (hardware/process_memory.py says why not RSS). Measured for the models
+    that carry it (bench/image_fits.py), else the GPU figure."""
     prof = constants().get("image_models", {}).get(model.main.profile or "", {})
     runtime = prof.get("cpu_runtime_bytes")
     if runtime is None:
@@ -645,7 +646,8 @@ def _cpu_runtime(model: Model, notes: list[str]) -> float:
     notes.append(
         f"on the CPU: system RAM, not VRAM; includes the Python + torch process "
         f"({runtime / 2**20:.0f} MiB measured with torch {constants()['tools']['torch']}) and "
-        "the step's backward buffers measured on the real trainer; no CUDA context"
+        "the step's backward buffers measured on the real trainer; no CUDA context; torch's "
+        "shared libraries (100-250 MiB of reclaimable file pages) are not counted"
     )
     return float(runtime)
 

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from trainwright.clock import now_iso
+from trainwright.hardware.process_memory import own_peak_bytes
 from trainwright.state.content_hash import file_sha256
 
 BUNDLED = "bundled"
@@ -141,15 +142,6 @@ def find_latest(output_dir: Path, output_name: str) -> Path | None:
     return found[-1] if found else None
 
 
-def rss_mib() -> float:
-    try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
-
-
 def vm_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -255,7 +247,7 @@ def train(run: Run) -> int:
             mem = (
                 torch.cuda.max_memory_allocated() / 2**20
                 if device.startswith("cuda")
-                else rss_mib()
+                else own_peak_bytes() / 2**20
             )
             say(
                 f"step={step}/{total} epoch={epoch + 1}/{epochs} loss={step_loss:.6f} "
