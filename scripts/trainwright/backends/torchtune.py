@@ -526,7 +526,12 @@ def cluster_vram(run: Any, config: dict[str, Any]) -> tuple[dict[str, Any], dict
         "seq_len": int(tokenizer.get("max_seq_len") or 2048),
         "gradient_accumulation": int(config.get("gradient_accumulation_steps") or 1),
         "gradient_checkpointing": bool(config.get("enable_activation_checkpointing", True)),
+        "optimizer_in_backward": bool(config.get("optimizer_in_bwd", False)),
+        "offload_activations": bool(config.get("enable_activation_offloading", False)),
     }
+    optimizer = config.get("optimizer")
+    if isinstance(optimizer, dict) and optimizer.get("fused") is True:
+        settings["foreach"] = False
     schedule = {"epochs": int(config.get("epochs") or 1)}
     if config.get("max_steps_per_epoch"):
         schedule["steps_per_epoch"] = int(config["max_steps_per_epoch"])

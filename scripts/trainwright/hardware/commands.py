@@ -95,6 +95,8 @@ def report(model: Any, result: Any, gpu: Any) -> dict[str, Any]:
             "optimizer_gib": est.gib("optimizer"),
             "activations_gib": est.gib("activations"),
             "overhead_gib": est.gib("overhead"),
+            # <= 0: gradients made during backward while the activations are freed
+            "overlap_gib": est.gib("overlap"),
             "cuda_context_gib": est.gib("cuda_context"),
         },
         # inside activations_gib (kept) and overhead_gib (peak); null for image models
@@ -128,6 +130,7 @@ def render(d: dict[str, Any]) -> str:
         ("optimizer state", b["optimizer_gib"]),
         ("activations", b["activations_gib"]),
         ("framework + allocator", b["overhead_gib"]),
+        *([("gradients/activations overlap", b["overlap_gib"])] if b["overlap_gib"] else []),
         ("CUDA context", b["cuda_context_gib"]),
     ]
     cpu = d["details"].get("device") == "cpu"
@@ -271,6 +274,24 @@ def render(d: dict[str, Any]) -> str:
     show_default=True,
     cls=FrameworkOption,
 )
+@click.option(
+    "--optimizer-in-backward",
+    is_flag=True,
+    help="Each gradient is applied and freed as it is made (torchtune's optimizer_in_bwd); "
+    "needs --gradient-accumulation 1.",
+)
+@click.option(
+    "--offload-activations",
+    is_flag=True,
+    help="The checkpointed layer inputs wait in CPU memory (torchtune's "
+    "enable_activation_offloading); needs gradient checkpointing.",
+)
+@click.option(
+    "--fused-optimizer",
+    is_flag=True,
+    help="The optimizer steps with a fused kernel or one tensor at a time (AdamW fused=True): "
+    "no parameter-sized temporary at the step.",
+)
 @click.option("--gpu", help="A GPU from grimoire/studio.md or the GPU table (e.g. 'RTX 4090').")
 @click.option(
     "--vram", type=Positive(65536), help="Available memory in GB; overrides --gpu's."
@@ -339,6 +360,9 @@ def vram_cmd(ctx: click.Context, **opts: Any) -> int:
         cuda_context_gib=opts["cuda_context"],
         device=opts["device"],
         framework=opts["framework"],
+        optimizer_in_backward=opts["optimizer_in_backward"],
+        offload_activations=opts["offload_activations"],
+        foreach=not opts["fused_optimizer"],
     )
     if opts["trace"]:
         from trainwright.hardware.live_trace import traced_model

@@ -60,6 +60,23 @@ def get(name: str) -> dict[str, Any]:
     return known[name]
 
 
+def frees_gradients(name: str) -> bool:
+    """Whether the framework's training loop sets the gradients to None after each optimizer
+    step (so, without accumulation, they are made while the activations are freed)."""
+    return get(name).get("gradients", "kept") == "freed"
+
+
+def offloads_checkpoints(name: str) -> bool:
+    """Whether the framework's gradient checkpointing keeps the layer inputs in CPU memory."""
+    return get(name).get("checkpoints", "on-card") == "offloaded"
+
+
+def quantized_linear_keeps_input(name: str) -> bool:
+    """Whether the framework's 4-bit linear layers save their input for backward (bitsandbytes,
+    which the traced qlora constants follow) or only the quantized weight (torchao's NF4)."""
+    return get(name).get("quantized_linear", "keeps-input") == "keeps-input"
+
+
 @dataclass
 class LossHead:
     framework: str

@@ -75,6 +75,9 @@ TARGET_NAMES = {  # module names people write -> canonical
 # Framework allocations outside what autograd keeps (cuBLAS workspace, RNG state, small
 # buffers), and the caching allocator's reserve over allocated: see vram-calculator.md.
 FRAMEWORK_FIXED = 0.15 * GIB
+# Checkpointed layer inputs still on the card under activation offloading: the one being copied
+# out or in, and the next one prefetched (torchtune's OffloadActivations, Unsloth's checkpointing).
+OFFLOAD_LAYERS_ON_CARD = 2
 ALLOCATOR_RESERVE = 0.06
 DEFAULT_CUDA_CONTEXT_GIB = 1.0
 DEVICES = ("cuda", "cpu")
@@ -110,6 +113,10 @@ class Setup:
     foreach: bool = True  # torch's multi-tensor optimizer step (one param-sized temporary)
     device: str = "cuda"  # cuda | cpu: a CPU run is measured against system RAM, not a card
     framework: str = DEFAULT_FRAMEWORK  # the trainer's loss head: one of frameworks()
+    # torchtune's optimizer_in_bwd: each gradient is applied and freed as soon as it is made
+    optimizer_in_backward: bool = False
+    # torchtune's enable_activation_offloading: the checkpointed layer inputs wait in CPU memory
+    offload_activations: bool = False
 
 
 @dataclass
@@ -192,6 +199,20 @@ def validate(model: Model, s: Setup) -> None:
         )
     if s.method == "full" and s.base_quant != "none":
         raise TrainwrightError("a quantized base cannot be fully fine-tuned: use lora or qlora")
+    if s.optimizer_in_backward and s.gradient_accumulation > 1:
+        raise TrainwrightError(
+            "the optimizer step in backward needs gradient accumulation 1: each gradient is "
+            "applied and freed as it is made, so there is nothing to accumulate"
+        )
+    if s.offload_activations and not s.gradient_checkpointing:
+        raise TrainwrightError(
+            "activation offloading moves the checkpointed layer inputs to the CPU: it needs "
+            "gradient checkpointing on"
+        )
+    if s.offload_activations and model.is_image:
+        raise TrainwrightError(
+            f"activation offloading is modelled for language models, not {model.id}"
+        )
     if model.is_image:
         if s.seq_len is not None:
             raise TrainwrightError(
@@ -269,8 +290,9 @@ def _mode(s: Setup, target_set: str, dropout: float) -> str:
 
 def _token_activations(
     part: Part, s: Setup, mode: str, dtype: str, attention: str, tokens_per_seq: int, seqs: int
-) -> tuple[float, float, float, list[str]]:
-    """(kept for backward, one layer's worth, per-layer-per-token) in bytes."""
+) -> tuple[float, float, float, float, list[str]]:
+    """(kept for backward, one layer's worth, per-layer-per-token, the checkpointed layer
+    inputs inside `kept` (0 without checkpointing)) in bytes."""
     entry, notes = _token_fit(part.profile or "llama", dtype, attention, mode)
     seq = tokens_per_seq
     feats = {
@@ -294,13 +316,14 @@ def _token_activations(
     layers = part.layers or 1
     one_layer = per_layer * tokens
     if not s.gradient_checkpointing:
-        return tokens * (layers * per_layer + rest), one_layer, per_layer, notes
+        return tokens * (layers * per_layer + rest), one_layer, per_layer, 0.0, notes
     gc_mode = "full" if mode == "full" else "lora-qv"
     gc_entry, more = _token_fit(part.profile or "llama", dtype, attention, gc_mode)
     gc_layer = max(_dot(gc_entry.get("gc_layer", {}), feats), 0.0)
     gc_rest = max(_dot(gc_entry.get("gc_rest", {}), rest_feats), 0.0)
-    kept = tokens * (layers * gc_layer + gc_rest) + one_layer
-    return kept, one_layer, per_layer, notes + more
+    checkpoints = tokens * layers * gc_layer
+    kept = checkpoints + tokens * gc_rest + one_layer
+    return kept, one_layer, per_layer, checkpoints, notes + more
 
 
 def _image_activations(model: Model, s: Setup, mode: str, dtype: str, attention: str, images: int):
@@ -388,6 +411,16 @@ def _image_activations(model: Model, s: Setup, mode: str, dtype: str, attention:
             length = n
         attn = 2.0 * la.get("heads", 8) * length * length * (4 if dtype == "fp32" else 2)
     return kept * images, (transient + attn) * images, notes
+
+
+def _largest_trainable(part: Part, s: Setup, canon: tuple[str, ...]) -> float:
+    """Parameters in the largest single trainable tensor: with the optimizer step in backward
+    only its gradient is ever alive at once."""
+    shapes = part.linear_shapes()
+    if s.method == "full":
+        biggest = max((o * i for o, i in shapes.values()), default=0)
+        return float(max(biggest, (part.vocab or 0) * (part.hidden or 0)))
+    return float(max((s.rank * max(shapes[t]) for t in canon if t in shapes), default=0))
 
 
 def _lora_params(part: Part, canon: tuple[str, ...], rank: int) -> int:
@@ -489,6 +522,12 @@ def estimate(model: Model, s: Setup) -> Estimate:
         )
     b["trainable"] = trainable * trainable_bytes
     b["gradients"] = trainable * trainable_bytes
+    if s.optimizer_in_backward and not image:
+        b["gradients"] = _largest_trainable(main, s, canon) * trainable_bytes
+        notes.append(
+            "optimizer step in backward: one parameter's gradient at a time "
+            f"({b['gradients'] / GIB:.2f} GiB, the largest), never all of them"
+        )
     opt = OPTIMIZERS[s.optimizer]
     per_param = opt.get("bytes") or opt["states"] * trainable_bytes
     b["optimizer"] = trainable * per_param
@@ -501,6 +540,18 @@ def estimate(model: Model, s: Setup) -> Estimate:
 
     # -- activations --------------------------------------------------------------------------
     mode = _mode(s, target_set, dropout)
+    cached_apart = 0.0
+    if (
+        s.method == "qlora"
+        and not image
+        and not loss_heads.quantized_linear_keeps_input(s.framework)
+    ):
+        # the traced qlora modes are bitsandbytes' layers, which keep each layer's input
+        mode = _mode(replace(s, method="lora"), target_set, dropout)
+        notes.append(
+            "4-bit layers keep only their quantized weight for backward (torchao's NF4 linear): "
+            "activations as for LoRA"
+        )
     transient = 0.0
     if image:
         images = s.batch * (2 if s.prior_preservation else 1)
@@ -511,7 +562,7 @@ def estimate(model: Model, s: Setup) -> Estimate:
                 if te.profile != "clip_text_model":
                     continue
                 te_mode = "lora-attn-nodrop" if s.method != "qlora" else "lora-attn-nodrop"
-                te_kept, _, _, more = _token_activations(
+                te_kept, _, _, _, more = _token_activations(
                     te,
                     replace(s, gradient_checkpointing=False),
                     te_mode,
@@ -535,7 +586,7 @@ def estimate(model: Model, s: Setup) -> Estimate:
         seq = s.seq_len or min(model.max_seq_len or 2048, 2048)
         if s.seq_len is None:
             notes.append(f"sequence length {seq} tokens (give --seq-len for yours)")
-        kept, one_layer, per_layer, more = _token_activations(
+        kept, one_layer, per_layer, checkpoints, more = _token_activations(
             main, s, mode, act_dtype, attention, seq, s.batch
         )
         notes += more
@@ -550,8 +601,30 @@ def estimate(model: Model, s: Setup) -> Estimate:
         if s.method == "qlora":
             q, k = main.linear_shapes()["up"]
             layer_transient += q * k * 2  # one weight dequantized at a time
+        offload = s.offload_activations or (
+            s.gradient_checkpointing and loss_heads.offloads_checkpoints(s.framework)
+        )
+        if offload:
+            # torchtune keeps a few layers' inputs on the card while copies are in flight
+            # (its forward stash, and the next layer prefetched in backward)
+            on_card = checkpoints * min(1.0, OFFLOAD_LAYERS_ON_CARD / (main.layers or 1))
+            kept -= checkpoints - on_card
+            notes.append(
+                f"checkpointed layer inputs offloaded to CPU memory "
+                f"({(checkpoints - on_card) / GIB:.2f} GiB off the card)"
+            )
         if head.layer_transient == "add":
             transient = head.peak + layer_transient
+        elif s.gradient_checkpointing:
+            # With checkpointing the loss head's moment (end of the forward) and a layer's
+            # (its recompute in backward, after the head's tensors are freed) never meet.
+            at_head = (kept - one_layer, head.peak)
+            at_layer = (kept - head.kept, layer_transient)
+            both = kept + max(head.peak, layer_transient - head.kept)
+            kept, transient = max(at_head, at_layer, key=sum)
+            # torch's caching allocator keeps the head's freed blocks reserved while the layers'
+            # differently sized ones are made: what it holds is about both phases together.
+            cached_apart = both - kept - transient
         else:
             transient = max(head.peak, layer_transient - head.kept)
         b["activations"] = kept
@@ -580,14 +653,32 @@ def estimate(model: Model, s: Setup) -> Estimate:
     # -- overhead: backward transients, optimizer step, framework -----------------------------
     static = b["weights"] + b["trainable"] + b["gradients"] + (0 if paged else b["optimizer"])
     step_temp = trainable * trainable_bytes if (opt.get("states") and s.foreach) else 0.0
+    if s.optimizer_in_backward:
+        step_temp = 0.0  # each parameter steps alone, inside the backward pass
     train_peak = b["activations"] + transient
     peak_dynamic = max(train_peak, vae_transient, step_temp)
+    b["overlap"] = 0.0
+    if (
+        not image
+        and s.gradient_accumulation == 1
+        and not s.optimizer_in_backward
+        and loss_heads.frees_gradients(s.framework)
+    ):
+        # The trainer sets the gradients to None after each step, so they are made during the
+        # backward pass while the activations are freed: the two never peak together.
+        alone = max(train_peak, b["gradients"] + step_temp, vae_transient)
+        b["overlap"] = alone - (b["gradients"] + peak_dynamic)
+        if b["overlap"] < 0:
+            notes.append(
+                "gradients are freed after every step (no accumulation): they grow during the "
+                "backward pass as the activations are freed, so only the larger of the two counts"
+            )
     framework, reserve, context = FRAMEWORK_FIXED, ALLOCATOR_RESERVE, s.cuda_context_gib * GIB
     if s.device == "cpu":
         framework, reserve, context = _cpu_runtime(model, notes), 0.0, 0.0
     b["overhead"] = peak_dynamic - b["activations"] + framework
-    allocated = static + peak_dynamic + framework
-    reserved = allocated * (1 + reserve)
+    allocated = static + peak_dynamic + framework + b["overlap"]
+    reserved = max(allocated * (1 + reserve), allocated + cached_apart)
     b["overhead"] += reserved - allocated
     b["cuda_context"] = context
     total = reserved + b["cuda_context"]
