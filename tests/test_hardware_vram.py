@@ -75,7 +75,7 @@ def test_json_keys_and_exit_codes() -> None:
     }  # fmt: skip
     assert set(data["breakdown"]) == {
         "weights_gib", "trainable_gib", "gradients_gib", "optimizer_gib", "activations_gib",
-        "overhead_gib", "cuda_context_gib",
+        "overhead_gib", "overlap_gib", "cuda_context_gib",
     }  # fmt: skip
     assert data["fits"] is True and data["available_gib"] == 24.0
     parts = sum(data["breakdown"].values())

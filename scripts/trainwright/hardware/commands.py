@@ -277,13 +277,13 @@ def render(d: dict[str, Any]) -> str:
 @click.option(
     "--optimizer-in-backward",
     is_flag=True,
-    help="Each gradient is applied and freed as it is made (torchtune's optimizer_in_bwd); "
+    help="Each gradient is applied and freed as it is made (a recipe's optimizer_in_bwd); "
     "needs --gradient-accumulation 1.",
 )
 @click.option(
     "--offload-activations",
     is_flag=True,
-    help="The checkpointed layer inputs wait in CPU memory (torchtune's "
+    help="The checkpointed layer inputs wait in CPU memory (a recipe's "
     "enable_activation_offloading); needs gradient checkpointing.",
 )
 @click.option(
