@@ -86,6 +86,12 @@ def runs_group() -> None:
 @click.option(
     "--with-base/--no-base", default=True, show_default=True, help="Add a base-model row."
 )
+@click.option(
+    "--ticket",
+    metavar="NAME",
+    help="The staged-workflow ticket the experiment belongs to, written in a new plan's header "
+    "(default: the project's only active ticket, if there is exactly one).",
+)
 @json_option
 def plan_cmd(
     experiment_dir: Path,
@@ -96,6 +102,7 @@ def plan_cmd(
     gpus: str | None,
     count: int,
     with_base: bool,
+    ticket: str | None,
     as_json: bool,
 ) -> int:
     """Start (or check) EXPERIMENT_DIR/runs_plan.md and its runs_status.yaml.
@@ -107,7 +114,12 @@ def plan_cmd(
     """
     from trainwright import backends
     from trainwright.cluster.scaffold import scaffold
+    from trainwright.workflow import ticket_runs, tickets
 
+    if ticket is not None:
+        tickets.get_ticket(tickets.project_home(experiment_dir.parent), ticket)  # it must exist
+    else:
+        ticket = ticket_runs.single_active(experiment_dir.parent)
     backend = backend or backends.cluster_default()
     defaults = getattr(backends.get(backend), "CLUSTER_DEFAULTS", {})  # a plan it can run
     result = scaffold(
@@ -119,6 +131,7 @@ def plan_cmd(
         gpus=gpus or str(defaults.get("gpus", "1")),
         count=count,
         with_base=with_base,
+        ticket=ticket,
     )
     emit(result, as_json, lambda d: views.human_plan(d, experiment_dir))
     return 0 if result["valid"] else 1

@@ -23,6 +23,7 @@ def plan_text(
     gpus: str,
     count: int,
     with_base: bool,
+    ticket: str | None = None,
 ) -> str:
     rows = []
     if with_base:
@@ -31,6 +32,8 @@ def plan_text(
         lr = LEARNING_RATES[i % len(LEARNING_RATES)]
         rows.append(f"| run{i + 1} | {model} | {method} | {dataset} | {gpus} | {lr} | 1 | 4 |")
     table = "\n".join(rows)
+    # the staged-workflow ticket this experiment belongs to (`trainwright ticket status` shows it)
+    ticket_line = f"- **Ticket**: {ticket}\n" if ticket else ""
     return f"""# Runs plan: {experiment}
 
 One row per run. Edit freely, then check with `trainwright runs validate`.
@@ -43,7 +46,7 @@ One row per run. Edit freely, then check with `trainwright runs validate`.
 
 - **Experiment**: {experiment}
 - **Backend**: {backend}
-
+{ticket_line}
 ## Runs
 
 | Run | Base model | Method | Dataset | GPUs | Learning rate | Epochs | Batch size |
@@ -66,8 +69,11 @@ def scaffold(experiment_dir: Path, **options: Any) -> dict[str, Any]:
     if plan.ok:
         with editing(experiment_dir) as data:
             added = sync_with_plan(data, plan.experiment, plan.runs)
+    from trainwright.workflow.ticket_runs import plan_ticket
+
     return {
         "plan": str(path),
+        "ticket": plan_ticket(path),
         "status": str(status_path(experiment_dir)),
         "created": created,
         "valid": plan.ok,

@@ -12,6 +12,10 @@ import click
 
 def human_plan(d: dict[str, Any], exp: Path | str = ".") -> str:
     lines = [f"{d['plan']}: {'written' if d['created'] else 'already there, left as it is'}"]
+    if d.get("ticket"):
+        lines.append(
+            f"ticket: {d['ticket']} (trainwright ticket status {d['ticket']} shows its runs)"
+        )
     lines += problem_lines(d)
     if d["valid"]:
         lines.append(f"{len(d['runs'])} run(s): {', '.join(r['name'] for r in d['runs'])}")

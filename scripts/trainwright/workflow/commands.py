@@ -181,6 +181,9 @@ def _render_status(d: dict[str, Any]) -> str:
             lines.append(f"  last transition {last['id']}: {last['text']}")
         if d["violations"]:
             lines.append(f"  process violations logged: {d['violations']}")
+        for exp in d.get("experiments", []):
+            runs = ", ".join(f"{r['run']} {r['state']}" for r in exp["runs"]) or "no runs yet"
+            lines.append(f"  experiment {exp['experiment']}: {runs}")
     for p in d["problems"]:
         lines.append(f"  PROBLEM: {p['message']}")
         lines.append(f"    repair: {p['repair']}")

@@ -574,6 +574,8 @@ def status(ticket: Ticket) -> dict[str, Any]:
             ],
         )
         return out
+    from trainwright.workflow import ticket_runs
+
     found = problems(state, ticket.name)
     stages = stages_for(state.skill)
     worktree = state.bootstrap.get("Worktree Path")
@@ -606,6 +608,7 @@ def status(ticket: Ticket) -> dict[str, Any]:
             "text": state.transitions.get(state.last_transition or ""),
         },
         violations=len(state.violations),
+        experiments=ticket_runs.linked(ticket.name, ticket.folder.parents[2], worktree),
         mode=state.bootstrap.get("Mode"),
         worktree=worktree,
         branch=state.bootstrap.get("Ticket Branch"),
