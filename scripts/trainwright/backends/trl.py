@@ -35,8 +35,6 @@ between tqdm bars (`12/100 [00:30<03:40, 2.50s/it]`); `parse_log` reads those, a
 
 from __future__ import annotations
 
-import csv
-import importlib.util
 import json
 import math
 import re
@@ -59,6 +57,8 @@ from trainwright.backends.common import (
     optimizer_entry,
     sibling_executable,
 )
+from trainwright.dataset.text_columns import DATA_SUFFIXES, NEEDS, columns_of
+from trainwright.dataset.text_columns import missing_columns as _missing
 from trainwright.errors import TrainwrightError
 from trainwright.run.logs.common import (
     LogState,
@@ -88,7 +88,6 @@ FLAVOURS = ("hf", "unsloth")
 LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 HEADER = re.compile(r"^# trl (?P<trainer>sft|dpo)\b(?: \((?P<flavour>unsloth)\))?", re.M)
 NAMES_FILE = "trl-names"  # resources/backends/trl-names.yaml
-DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 # --- the names TRL knows ---------------------------------------------------------------------
@@ -413,23 +412,7 @@ def config_problems(
     return problems
 
 
-# --- the dataset's columns -------------------------------------------------------------------
-
-NEEDS = {
-    "dpo": "preference columns prompt / chosen / rejected (or chosen / rejected holding whole "
-    "conversations)",
-    "sft": "a text column, a messages column (conversations), or prompt / completion",
-}
-
-
-def _missing(trainer: str, columns: set[str], text_field: str) -> list[str]:
-    if trainer == "dpo":
-        return [c for c in ("chosen", "rejected") if c not in columns]
-    if text_field in columns or "messages" in columns or {"prompt", "completion"} <= columns:
-        return []
-    if "prompt" in columns:
-        return ["completion"]
-    return [text_field if text_field != "text" else "text (or messages)"]
+# --- the dataset's columns (rules: dataset/text_columns.py) ---------------------------------
 
 
 def _files(entry_path: Path) -> list[Path]:
@@ -439,53 +422,6 @@ def _files(entry_path: Path) -> list[Path]:
         )
         return found[:1]
     return [entry_path]
-
-
-def columns_of(path: Path) -> set[str] | None:
-    """Column names from the first rows of a JSON, JSON Lines, CSV or parquet file; None when
-    they cannot be read (parquet without pyarrow)."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-            return set(next(csv.reader(fh), []))
-    if suffix == ".parquet":
-        if importlib.util.find_spec("pyarrow") is None:
-            return None
-        import pyarrow.parquet as pq
-
-        return set(pq.read_schema(path).names)
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        head = fh.read(1 << 20)
-    stripped = head.lstrip()
-    if stripped.startswith("[") or (suffix == ".json" and not _is_json_lines(stripped)):
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc})") from None
-        if isinstance(rows, dict):
-            return set(rows)
-        return {k for row in rows[:20] if isinstance(row, dict) for k in row}
-    cols: set[str] = set()
-    for n, line in enumerate(head.splitlines()[:20], 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            if n == len(head.splitlines()):  # cut off by the 1 MiB read
-                break
-            raise ValueError(f"{path} line {n} is not a JSON object") from None
-        if isinstance(row, dict):
-            cols |= set(row)
-    return cols
-
-
-def _is_json_lines(text: str) -> bool:
-    first = text.split("\n", 1)[0].strip()
-    try:
-        return isinstance(json.loads(first), dict)
-    except ValueError:
-        return False
 
 
 def _local_sources(cfg: dict[str, Any], base: Path | None) -> list[tuple[Path, list[str] | None]]:
