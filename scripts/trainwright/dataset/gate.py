@@ -16,6 +16,7 @@ from trainwright.dataset import audit as audit_mod
 from trainwright.dataset import captions as cap_mod
 from trainwright.dataset import curate as curate_mod
 from trainwright.dataset import dedup as dedup_mod
+from trainwright.dataset import text_gate
 from trainwright.dataset.data import min_side, size_range
 from trainwright.dataset.dataset_report import stamp, update_report
 from trainwright.dataset.images import check_folder, walk
@@ -33,6 +34,7 @@ class Intent:
     type: str | None
     model: str | None
     trigger: str | None
+    text: bool = False  # an LLM's rows (dataset/text_gate.py), not images
 
 
 def intent(g: Grimoire, project: str) -> Intent:
@@ -45,8 +47,26 @@ def intent(g: Grimoire, project: str) -> Intent:
             f"Dataset folder (see: trainwright grimoire set intent --project {project} --help)"
         )
     folder = g.resolve(raw)
-    check_folder(folder)
-    return Intent(folder, top.get("Type"), top.get("Base model"), top.get("Trigger word"))
+    text = text_gate.is_text_dataset(
+        text_gate.existing(folder), top.get("Type"), _language_model(top.get("Base model"))
+    )
+    if not text and not folder.is_dir():
+        raise TrainwrightError(
+            f"{folder}: neither a folder of images nor a text dataset "
+            "(.jsonl, .json, .csv or .parquet)"
+        )
+    if not text:
+        check_folder(folder)
+    return Intent(folder, top.get("Type"), top.get("Base model"), top.get("Trigger word"), text)
+
+
+def _language_model(name: str | None) -> bool:
+    from trainwright.hardware import catalog
+
+    try:
+        return bool(name) and not catalog.load().get(str(name)).is_image
+    except TrainwrightError:
+        return False
 
 
 def binding(g: Grimoire, project: str) -> str:
@@ -82,6 +102,8 @@ def _content_style(rep: cap_mod.CaptionReport) -> list[str]:
 
 def check(g: Grimoire, project: str) -> GateResult:
     it = intent(g, project)
+    if it.text:
+        return text_gate.check(g, project, it.folder, it.type)
     digest = content_hash(it.folder).digest
     workers = default_workers()
     side = min_side(it.model)
