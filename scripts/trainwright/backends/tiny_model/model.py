@@ -110,12 +110,22 @@ class TinyDenoiser(nn.Module):
 
 
 def diffusion_loss(
-    model: nn.Module, images: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator
+    model: nn.Module,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    generator: torch.Generator,
+    part: slice | None = None,
 ) -> torch.Tensor:
-    """Noise-prediction MSE at a random time per image (images scaled to [-1, 1])."""
+    """Noise-prediction MSE at a random time per image (images scaled to [-1, 1]).
+
+    `part`: the loss of that slice only, with times and noise still drawn for the whole batch,
+    so data-parallel ranks that each take a slice draw what one process would (same generator).
+    """
     n = images.shape[0]
     t = torch.rand(n, generator=generator).to(images.device)
     noise = torch.randn(images.shape, generator=generator).to(images.device)
+    if part is not None:
+        images, tokens, t, noise = images[part], tokens[part], t[part], noise[part]
     ab = alpha_bar(t)[:, None, None, None]
     noisy = ab.sqrt() * images + (1 - ab).sqrt() * noise
     return F.mse_loss(model(noisy, t, tokens), noise)

@@ -9,6 +9,10 @@ Log lines (stdout, one per event, `key=value` fields; read by tiny_model/log.py)
     tiny: step=7/20 epoch=3/10 loss=0.123456 lr=0.001 batch=4 mem_mib=312.4 elapsed_s=4.2
     tiny: checkpoint epoch=5 step=10 loss=0.1181 path=/.../name-epoch-0005.safetensors
     tiny: done steps=20 epochs=10 loss=0.1012 elapsed_s=12.9
+Under torchrun (WORLD_SIZE > 1) it trains data-parallel (DDP; gloo on the CPU, NCCL on GPUs):
+`--batch-size` is per rank, the global batch is that times the world size, each rank takes its
+slice of the same sample order, only rank 0 logs steps and writes checkpoints, and every rank
+says `tiny: rank R/W host=NAME` once.
 Errors go to stderr as `tiny: error <kind>: <message>` (kind: config, model, dataset) with exit
 codes 2, 3 and 4; an allocator failure propagates as PyTorch's own error (exit 1), which is what
 the launch supervisor's OOM detection reads for every backend.
@@ -147,8 +151,46 @@ def vm_bytes() -> int:
         return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def say(text: str) -> None:
-    print(f"tiny: {text}", flush=True)
+_RANK = 0  # this process's rank under torchrun; only rank 0 logs
+
+
+def say(text: str, every_rank: bool = False) -> None:
+    if _RANK == 0 or every_rank:
+        print(f"tiny: {text}", flush=True)
+
+
+@dataclass
+class Dist:
+    """Where this process stands in a data-parallel job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def on(self) -> bool:
+        return self.world > 1
+
+
+def init_distributed(cuda: bool) -> Dist:
+    """Join torchrun's process group (its env: RANK, WORLD_SIZE, MASTER_ADDR/PORT)."""
+    global _RANK
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return Dist()
+    import socket
+
+    import torch.distributed as torch_dist
+
+    torch_dist.init_process_group("nccl" if cuda else "gloo")
+    dist = Dist(torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ["LOCAL_RANK"]))
+    _RANK = dist.rank
+    say(
+        f"rank {dist.rank}/{dist.world} host={socket.gethostname()} local_rank={dist.local_rank} "
+        f"backend={torch_dist.get_backend()}",
+        every_rank=True,
+    )
+    return dist
 
 
 @dataclass
@@ -165,10 +207,6 @@ class Run:
 def train(run: Run) -> int:
     import torch
 
-    from trainwright.backends.tiny_model import lora
-    from trainwright.backends.tiny_model.data import DatasetError, load_folder
-    from trainwright.backends.tiny_model.model import diffusion_loss, encode_captions
-
     cfg = run.cfg
     t0 = time.monotonic()
     # One thread by default: these convolutions are too small to gain from more, and on a busy
@@ -178,6 +216,26 @@ def train(run: Run) -> int:
     device = cfg["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    dist = init_distributed(device.startswith("cuda"))
+    try:
+        return _train(run, cfg, device, dist, t0)
+    finally:
+        if dist.on:
+            import torch.distributed as torch_dist
+
+            torch_dist.destroy_process_group()
+
+
+def _train(run: Run, cfg: dict[str, Any], device: str, dist: Dist, t0: float) -> int:
+    import torch
+
+    from trainwright.backends.tiny_model import lora
+    from trainwright.backends.tiny_model.data import DatasetError, load_folder
+    from trainwright.backends.tiny_model.model import diffusion_loss, encode_captions
+
+    if dist.on and device.startswith("cuda"):
+        device = f"cuda:{dist.local_rank}"
+    torch.manual_seed(int(cfg["seed"]))  # the LoRA init: the same run gives the same losses
     model, base_id = load_base(cfg["base_model"])
     layers = lora.inject(model, cfg["rank"], cfg["alpha"])
     model.to(device)
@@ -198,7 +256,7 @@ def train(run: Run) -> int:
     tokens = encode_captions(ds.captions).to(device)
     say(f"dataset images={len(ds.files)} uncaptioned={len(ds.uncaptioned)} folder={cfg['dataset']}")
 
-    per_step = run.batch * run.accumulation
+    per_step = run.batch * run.accumulation * dist.world
     samples = len(ds.files) * int(cfg["repeats"])
     steps_per_epoch = max(1, math.ceil(samples / per_step))
     epochs = int(cfg["epochs"])
@@ -209,9 +267,17 @@ def train(run: Run) -> int:
     step = start_epoch * steps_per_epoch
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(cfg["learning_rate"]), weight_decay=0.0)
+    net = model
+    if dist.on:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if device != "cpu" else None
+        )
     say(
         f"start backend=tiny device={device} images={len(ds.files)} batch={run.batch} "
-        f"accumulation={run.accumulation} epochs={epochs} steps={total} "
+        f"accumulation={run.accumulation} world_size={dist.world} "
+        f"global_batch={run.batch * dist.world} epochs={epochs} steps={total} "
         f"start_epoch={start_epoch} resolution={cfg['resolution']} rank={cfg['rank']}"
     )
     if run.memory_limit_mb:
@@ -230,14 +296,20 @@ def train(run: Run) -> int:
             opt.zero_grad(set_to_none=True)
             step_loss = 0.0
             for a in range(run.accumulation):
-                at = (s * run.accumulation + a) * run.batch
-                idx = order[at : at + run.batch].to(device)
+                width = run.batch * dist.world
+                at = (s * run.accumulation + a) * width
+                idx = order[at : at + width].to(device)
                 x = images[idx]
                 if cfg["flip"] and torch.rand(1, generator=gen).item() < 0.5:
                     x = x.flip(3)
-                loss = diffusion_loss(model, x, tokens[idx], gen) / run.accumulation
+                mine = (
+                    slice(dist.rank * run.batch, (dist.rank + 1) * run.batch) if dist.on else None
+                )
+                loss = diffusion_loss(net, x, tokens[idx], gen, mine) / run.accumulation
                 loss.backward()
                 step_loss += float(loss.detach())
+            if dist.on:
+                step_loss = _mean_over_ranks(step_loss, device, dist)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
@@ -261,13 +333,23 @@ def train(run: Run) -> int:
                 )
                 return 0
         end = epoch + 1
-        if run.save and (end % int(cfg["save_every_n_epochs"]) == 0 or end == epochs):
+        saves = end % int(cfg["save_every_n_epochs"]) == 0 or end == epochs
+        if run.save and dist.rank == 0 and saves:
             _save(run, layers, cfg, end, step, sum(epoch_losses) / len(epoch_losses), base_id)
     say(
         f"done steps={done_now} epochs={epochs} loss={last_loss:.6f} "
         f"elapsed_s={time.monotonic() - t0:.1f}"
     )
     return 0
+
+
+def _mean_over_ranks(value: float, device: str, dist: Dist) -> float:
+    import torch
+    import torch.distributed as torch_dist
+
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    torch_dist.all_reduce(total)
+    return float(total.item()) / dist.world
 
 
 def _resume(run: Run, layers: Any, cfg: dict[str, Any]) -> int:
