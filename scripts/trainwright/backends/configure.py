@@ -189,6 +189,8 @@ def generate(
             defaults["images"] = count_images(str(dataset))
         if intent.get("Trigger word"):
             defaults["trigger_word"] = str(intent["Trigger word"])
+    elif intent.get("Dataset folder"):  # a language model's rows: a file or a folder of them
+        defaults["dataset_dir"] = str(g.dataset_folder(project))
     defaults["base_model_path"] = (
         _studio_model_path(g, model)
         or _hub_id(model)

@@ -72,17 +72,23 @@ def read(file: Path, max_line: int) -> Iterator[Row | Problem]:
 
 
 def _whole_json(file: Path) -> bool:
+    """One JSON document (a list of rows) rather than JSON Lines: a .json file that starts a
+    list or does not hold one object a line, or a .jsonl whose first line is not JSON alone."""
     with open(file, "rb") as fh:
         head = fh.read(1 << 16).removeprefix(codecs.BOM_UTF8).lstrip()
-    if head.startswith(b"["):
-        return True
-    if file.suffix.lower() != ".json" or not head.startswith(b"{"):
+    if not head.startswith((b"[", b"{")):
         return False
-    first = head.split(b"\n", 1)[0]
-    try:
-        return not isinstance(json.loads(first), dict)
-    except ValueError:
+    is_json = file.suffix.lower() == ".json"
+    if is_json and head.startswith(b"["):
         return True
+    line, newline, _ = head.partition(b"\n")
+    if not newline and len(head) == 1 << 16:  # a first line too long to judge here
+        return False
+    try:
+        first = json.loads(line)
+    except (ValueError, RecursionError):
+        return True
+    return is_json and not isinstance(first, dict)
 
 
 def _json_lines(file: Path, max_line: int) -> Iterator[Row | Problem]:

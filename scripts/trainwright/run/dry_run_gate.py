@@ -36,8 +36,8 @@ def inputs(g: Grimoire, project: str) -> list[Path]:
     """Every config file config.md lists, and the dataset folder: what a dry run's GO is bound
     to."""
     _, paths = config_files(g, project)
-    folder = g.dataset_folder(project)
-    if folder is None or not folder.is_dir():
+    folder = g.dataset_folder(project)  # a folder of images, or a text dataset's file
+    if folder is None or not (folder.is_dir() or folder.is_file()):
         raise TrainwrightError(
             f"the dataset folder {str(folder or '')!r} in intent.md of '{project}' does not exist"
         )
