@@ -24,7 +24,8 @@ def test_failure_modes_prose_covers_every_symptom_id_of_the_data() -> None:
 
 def test_failure_modes_prose_names_every_failure_kind_and_the_rule_numbers() -> None:
     text = " ".join(FAILURE_MODES.read_text().split())
-    kinds = {"oom", "model", "dataset", "cuda", "package", "config", "hang", "no-training", "crash"}
+    kinds = {"oom", "killed", "model", "dataset", "cuda", "package", "config", "hang"}
+    kinds |= {"no-training", "crash"}
     assert all(f"| `{k}` |" in text for k in kinds)
     assert failures.classify("", 1).kind in kinds
     assert f"more than {anomalies.SPIKE_SIGMA:.0f} standard deviations" in text

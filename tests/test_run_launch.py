@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from helpers import assert_one_line_error, run_cli
+from support.memory_cap import memory_cap
 from support.tiny_project import make_project, pass_gates_1_and_2
 from trainwright.cli import main
+from trainwright.run import oom_kills
 from trainwright.run.launch_target import RunPlan
 from trainwright.run.runfiles import RunFiles
 from trainwright.run.supervisor import Supervisor
@@ -158,26 +160,52 @@ def stand_in_plan(folder: Path, script: str, batch: int = 8) -> RunPlan:
 STEP = "print('tiny: step=1/1 epoch=1/1 loss=0.5 lr=0.001 batch=1 mem_mib=1 elapsed_s=1')"
 
 
-def test_death_by_sigkill_counts_as_out_of_memory(tmp_path: Path) -> None:
-    script = (
-        "import os, signal, sys\n"
-        "if int(sys.argv[1]) > 2: os.kill(os.getpid(), signal.SIGKILL)\n" + STEP
-    )
+# A real allocation failure: a petabyte per sample is more than any machine can give.
+ALLOCATE = "import sys\nbytearray(int(sys.argv[1]) * 2**50)\n"
+
+
+def test_an_allocation_failure_halves_the_batch(tmp_path: Path) -> None:
+    script = "import sys\nif int(sys.argv[1]) > 2: bytearray(2**50)\n" + STEP
     out = Supervisor(stand_in_plan(tmp_path, script), RunFiles(tmp_path)).run()
     assert out.status == "COMPLETE" and out.batch == 2 and out.accumulation == 4
     assert out.oom_recoveries == 2
+    assert "MemoryError" in (tmp_path / "train.log").read_text()
 
 
 def test_out_of_memory_at_batch_one_gives_up_with_advice(tmp_path: Path) -> None:
-    script = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
-    out = Supervisor(stand_in_plan(tmp_path, script, batch=2), RunFiles(tmp_path)).run()
+    out = Supervisor(stand_in_plan(tmp_path, ALLOCATE, batch=2), RunFiles(tmp_path)).run()
     assert out.status == "FAILED" and out.batch == 1 and "even at batch 1" in out.message
 
 
 def test_retries_are_capped(tmp_path: Path) -> None:
-    script = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
-    out = Supervisor(stand_in_plan(tmp_path, script, 64), RunFiles(tmp_path), max_retries=1).run()
+    plan = stand_in_plan(tmp_path, ALLOCATE, 64)
+    out = Supervisor(plan, RunFiles(tmp_path), max_retries=1).run()
     assert out.status == "FAILED" and out.attempts == 2 and "after 1 retries" in out.message
+
+
+def test_a_kill_under_a_memory_cap_halves_the_batch(tmp_path: Path) -> None:
+    """50 MiB a sample under a 150 MiB cgroup cap: the kernel kills batches 8 and 4 (SIGKILL,
+    no text; its OOM-kill counter rises), batch 2 fits."""
+    script = "import sys\nb = bytearray(int(sys.argv[1]) * 50 * 2**20)\n" + STEP
+    plan = stand_in_plan(tmp_path, script)
+    with memory_cap(150) as cap:
+        command = plan.module.command
+        plan.module.command = lambda config, **kw: cap.wrap(command(config, **kw))
+        out = Supervisor(plan, RunFiles(tmp_path)).run()
+    assert out.status == "COMPLETE", (tmp_path / "train.log").read_text()
+    assert (out.batch, out.accumulation, out.oom_recoveries) == (2, 4, 2)
+    assert "batch 8 -> 4" in out.adjustments[0]
+    assert "MemoryError" not in (tmp_path / "train.log").read_text()  # killed, not refused
+
+
+def test_a_kill_that_is_not_the_oom_killer_is_not_retried(tmp_path: Path) -> None:
+    """A person's `kill -9`: SIGKILL, no text, and the kernel's OOM-kill counters stand still."""
+    if oom_kills.killed_by_oom(oom_kills.snapshot(), oom_kills.snapshot()) is None:
+        pytest.skip("no OOM-kill counter readable here (/proc/vmstat, memory cgroup)")
+    script = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    out = Supervisor(stand_in_plan(tmp_path, script), RunFiles(tmp_path)).run()
+    assert out.status == "FAILED" and out.attempts == 1 and out.oom_recoveries == 0
+    assert out.failure["kind"] == "killed" and "not by the out-of-memory killer" in out.message
 
 
 def test_a_silent_trainer_is_stopped_as_hung(tmp_path: Path) -> None:

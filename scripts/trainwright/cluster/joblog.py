@@ -60,15 +60,20 @@ def progress(text: str, backend: str) -> dict[str, Any]:
     }
 
 
-def out_of_memory(text: str, exit_code: int | None = None) -> str | None:
-    """What shows the latest attempt ran out of memory (its log line, or a SIGKILL), or None."""
+def out_of_memory(
+    text: str, exit_code: int | None = None, oom_kill: bool | None = None
+) -> str | None:
+    """What shows the latest attempt ran out of memory (its log line, or a SIGKILL), or None.
+    `oom_kill`: did the kernel's OOM-kill counters rise (False: a SIGKILL is someone's kill)."""
     from trainwright.run.failures import is_oom, oom_line
 
     latest = trainer_output(last_attempt(text))
     line = oom_line(latest)
     if line:
         return line
-    if is_oom(latest, exit_code):
+    if is_oom(latest, exit_code, oom_kill):
+        if oom_kill:
+            return f"the trainer was killed (exit code {exit_code}) by the OOM killer"
         return f"the trainer was killed (exit code {exit_code}), most likely by the OOM killer"
     return None
 
@@ -81,10 +86,10 @@ def exit_number(code: str | int | None) -> int | None:
     return int(head) if head.lstrip("-").isdigit() else None
 
 
-def failure_reason(text: str, exit_code: int | None) -> str:
+def failure_reason(text: str, exit_code: int | None, oom_kill: bool | None = None) -> str:
     """One line on why the latest attempt failed: the line that gave it away, when there is one."""
     from trainwright.run.failures import classify
 
-    failure = classify(trainer_output(last_attempt(text)), exit_code)
+    failure = classify(trainer_output(last_attempt(text)), exit_code, oom_kill=oom_kill)
     said = failure.evidence or failure.message
     return f"exit code {exit_code}: {said}" if exit_code is not None else said

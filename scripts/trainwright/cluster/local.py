@@ -21,6 +21,7 @@ from trainwright.cluster.adapters import SCRIPT_NAME
 from trainwright.cluster.dirs import run_dir
 from trainwright.cluster.runs_plan import PlannedRun
 from trainwright.cluster.status import editing, run_entry
+from trainwright.run import oom_kills
 
 
 def _bash() -> str:
@@ -37,13 +38,18 @@ def _log_path(folder: Path) -> Path:
     return path
 
 
-def _run_once(experiment_dir: Path, run: PlannedRun, resume: bool) -> tuple[int, Path]:
+def _run_once(
+    experiment_dir: Path, run: PlannedRun, resume: bool
+) -> tuple[int, Path, bool | None]:
+    """Run the script once; returns its exit code, its log, and whether the kernel's OOM-kill
+    counters rose meanwhile (None: none readable here)."""
     folder = run_dir(experiment_dir, run.name)
     log = _log_path(folder)
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
     if resume:
         env["TRAINWRIGHT_RESUME"] = "1"
+    before = oom_kills.snapshot()
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [_bash(), str(folder / SCRIPT_NAME)],
@@ -72,7 +78,7 @@ def _run_once(experiment_dir: Path, run: PlannedRun, resume: bool) -> tuple[int,
         with editing(experiment_dir) as data:
             lifecycle.finish(run_entry(data, run.name), states.CANCELLED, reason="interrupted")
         raise
-    return code, log
+    return code, log, oom_kills.killed_by_oom(before, oom_kills.snapshot())
 
 
 def run_locally(
@@ -85,9 +91,9 @@ def run_locally(
     for run, resume in targets:
         while True:
             on_event({"run": run.name, "to": states.RUNNING, "executor": "local"})
-            code, log = _run_once(experiment_dir, run, resume)
+            code, log, oom_kill = _run_once(experiment_dir, run, resume)
             text = joblog.read(log)
-            oom = joblog.out_of_memory(text, code) if code != 0 else None
+            oom = joblog.out_of_memory(text, code, oom_kill) if code != 0 else None
             with editing(experiment_dir) as data:
                 entry = run_entry(data, run.name)
                 prog = joblog.progress(joblog.last_attempt(text), run.backend)
@@ -104,7 +110,8 @@ def run_locally(
                     if retry:
                         entry["reason"] = retry
                 else:
-                    lifecycle.finish(entry, states.FAILED, code, joblog.failure_reason(text, code))
+                    reason = joblog.failure_reason(text, code, oom_kill)
+                    lifecycle.finish(entry, states.FAILED, code, reason)
                     lifecycle.note_lasting(experiment_dir, run, entry, text, code)
                 event = {
                     "run": run.name,

@@ -1,7 +1,9 @@
 """`trainwright runs monitor`: poll every job at once, read the logs, react to out-of-memory.
 
 A run whose log shows an out-of-memory (or whose job ended OUT_OF_MEMORY) is resubmitted with
-half the batch and twice the accumulation, up to three times. Other endings are recorded; a
+half the batch and twice the accumulation, up to three times. A job killed by SIGKILL with no
+such line counts as out-of-memory only when SLURM says OUT_OF_MEMORY (its cgroup saw the OOM
+killer act); FAILED with exit 137 is someone's kill. Other endings are recorded; a
 later `trainwright runs launch` resubmits failed runs, resuming from their checkpoints.
 """
 
@@ -87,8 +89,11 @@ def _settle(
             entry["started"] = info.start
         return {"run": name, "from": old, "to": state} if state != old else None
     oom = None
+    # What the scheduler saw of the OOM killer (not known for a lost job or a local executor).
+    unknown = info.state == states.LOST or entry.get("executor") == "local"
+    oom_kill = None if unknown else state == states.OUT_OF_MEMORY
     if state in (states.FAILED, states.OUT_OF_MEMORY, states.LOST):
-        oom = joblog.out_of_memory(text, joblog.exit_number(info.exit_code))
+        oom = joblog.out_of_memory(text, joblog.exit_number(info.exit_code), oom_kill)
         if state == states.OUT_OF_MEMORY and not oom:
             oom = "the job went over its memory (SLURM state OUT_OF_MEMORY)"
     if oom and run is not None and resubmit and entry.get("executor") != "local":
@@ -106,7 +111,7 @@ def _settle(
     if oom:
         state = states.OUT_OF_MEMORY
     elif state == states.FAILED and text:
-        reason = joblog.failure_reason(text, joblog.exit_number(info.exit_code))
+        reason = joblog.failure_reason(text, joblog.exit_number(info.exit_code), oom_kill)
     lifecycle.finish(entry, state, info.exit_code, reason)
     if state == states.FAILED and text and run is not None:
         lifecycle.note_lasting(experiment_dir, run, entry, text, info.exit_code)

@@ -23,14 +23,18 @@ OOM_PATTERNS = (
     r"CUDNN_STATUS_ALLOC_FAILED",
     r"MPS backend out of memory",
     r"\bout of memory\.",
+    r"Detected \d+ oom[-_]kill events?",  # slurmstepd, after the cgroup's OOM killer acted
+    r"^MemoryError\b",  # Python's own allocation failure (host memory or an address-space cap)
+    r"Unable to allocate [^\n]* for an array",  # NumPy's
 )
-OOM = re.compile("|".join(OOM_PATTERNS))
+OOM = re.compile("|".join(OOM_PATTERNS), re.M)
 KILLED_CODES = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
 @dataclass
 class Failure:
-    kind: str  # oom | model | dataset | cuda | package | config | hang | no-training | crash
+    # oom | killed | model | dataset | cuda | package | config | hang | no-training | crash
+    kind: str
     message: str
     fix: str
     evidence: str | None = None  # the line that gave it away
@@ -122,8 +126,11 @@ def oom_line(text: str) -> str | None:
     return text[start : end if end != -1 else len(text)].strip()
 
 
-def is_oom(text: str, returncode: int | None) -> bool:
-    return oom_line(text) is not None or returncode in KILLED_CODES
+def is_oom(text: str, returncode: int | None, oom_kill: bool | None = None) -> bool:
+    """An allocator's message, or death by SIGKILL unless the kernel's OOM-kill counters say
+    the killer did not act (`oom_kill` False: a person's or a watchdog's kill); with no
+    counters to read (None) a SIGKILL still counts, as it almost always is the OOM killer."""
+    return oom_line(text) is not None or (returncode in KILLED_CODES and oom_kill is not False)
 
 
 def classify(
@@ -132,15 +139,29 @@ def classify(
     batch: int | None = None,
     project: str | None = None,
     config: str | None = None,
+    oom_kill: bool | None = None,
 ) -> Failure:
     """Name the most likely cause of a failed run from its output; with `project` (and its
-    `trainwright config` line) the fix names the commands to run."""
+    `trainwright config` line) the fix names the commands to run. `oom_kill` is what the
+    kernel's counters said about a SIGKILL (see oom_kills.py; None: not known)."""
     line = oom_line(text)
+    if not line and returncode in KILLED_CODES and oom_kill is False:
+        return Failure(
+            "killed",
+            "The trainer was killed (SIGKILL), and not by the out-of-memory killer: the "
+            "kernel's OOM-kill counters did not move. A person, a scheduler or a watchdog "
+            "stopped it.",
+            "if nobody meant to stop it, find what sends SIGKILL (a job scheduler's limits, a "
+            "watchdog); then launch again, which resumes from the last checkpoint",
+        )
     if line or returncode in KILLED_CODES:
         smaller = f" (try batch {max(1, batch // 2)})" if batch and batch > 1 else ""
         how = (
             f"the trainer ran out of memory: {line}"
             if line
+            else "the trainer was killed by the kernel's out-of-memory killer (SIGKILL under "
+            "a memory cap; its OOM-kill counter rose)"
+            if oom_kill
             else "the trainer was killed by the system (SIGKILL), which on Linux almost always "
             "means the kernel's out-of-memory killer"
         )

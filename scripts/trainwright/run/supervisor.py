@@ -7,8 +7,9 @@
 it); it can also run in the foreground inside tmux, nohup or a SLURM job. One supervisor per
 project: it holds run.lock while it lives (see runfiles.py).
 
-On out-of-memory (an allocator message in the output, or death by SIGKILL, the kernel OOM
-killer's signature) it halves the batch, doubles gradient accumulation where the backend has it
+On out-of-memory (an allocator message in the output, or death by SIGKILL while the kernel's
+OOM-kill counters rose: see oom_kills.py; a SIGKILL they do not explain is a person's) it
+halves the batch, doubles gradient accumulation where the backend has it
 (so the effective batch stays), resumes from the last checkpoint where the backend can, and tries
 again, at most --max-retries times. Every attempt's output stays in train.log and in
 logs/<run>-attempt-N.log; checkpoints are never touched.
@@ -29,7 +30,7 @@ from typing import Any
 from trainwright.backends.common import halve_batch
 from trainwright.clock import file_stamp, now_iso
 from trainwright.errors import TrainwrightError
-from trainwright.run import failures
+from trainwright.run import failures, oom_kills
 from trainwright.run.child import run_child
 from trainwright.run.launch_target import RunPlan
 from trainwright.run.runfiles import RunFiles
@@ -45,6 +46,7 @@ class AttemptResult:
     hung: bool
     stopped: bool
     text: str  # the attempt's output (last 256 KiB)
+    oom_kill: bool | None = None  # did the kernel's OOM-kill counters rise (None: unknown)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Supervisor:
             for fh in (log, own):
                 fh.write(header.encode() + b"\n")
                 fh.flush()
+            before = oom_kills.snapshot()
             result = run_child(
                 cmd,
                 self.plan.folder,
@@ -98,7 +101,10 @@ class Supervisor:
                 tick_every=PROGRESS_EVERY,
             )
         self.child = None
-        return AttemptResult(result.returncode, result.hung, self.stop_requested, result.text)
+        killed = oom_kills.killed_by_oom(before, oom_kills.snapshot())
+        return AttemptResult(
+            result.returncode, result.hung, self.stop_requested, result.text, killed
+        )
 
     def _started(self, proc: subprocess.Popen[bytes]) -> None:
         self.child = proc
@@ -176,14 +182,15 @@ class Supervisor:
                         "no-training", outcome.message, "look at train.log"
                     ).as_dict()
                 break
-            if failures.is_oom(result.text, result.returncode):
+            if failures.is_oom(result.text, result.returncode, result.oom_kill):
                 if batch <= 1:
                     outcome.message = (
                         "out of memory even at batch 1: lower the resolution, turn on gradient "
                         "checkpointing or caching, or use a GPU with more memory"
                     )
                     outcome.failure = failures.classify(
-                        result.text, result.returncode, **self._hint_values()
+                        result.text, result.returncode, oom_kill=result.oom_kill,
+                        **self._hint_values(),
                     ).as_dict()
                     break
                 if attempt > self.max_retries:
@@ -191,7 +198,8 @@ class Supervisor:
                         f"still out of memory after {self.max_retries} retries (batch {batch})"
                     )
                     outcome.failure = failures.classify(
-                        result.text, result.returncode, **self._hint_values()
+                        result.text, result.returncode, oom_kill=result.oom_kill,
+                        **self._hint_values(),
                     ).as_dict()
                     break
                 new_batch, new_acc = halve_batch(batch, accumulation)
@@ -216,7 +224,8 @@ class Supervisor:
                 )
                 continue
             failure = failures.classify(
-                result.text, result.returncode, batch, **self._hint_values()
+                result.text, result.returncode, batch, oom_kill=result.oom_kill,
+                **self._hint_values(),
             )
             outcome.message = failure.message
             outcome.failure = failure.as_dict()
