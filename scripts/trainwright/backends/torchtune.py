@@ -76,6 +76,21 @@ def _model(model: Model | str) -> Model:
     return m
 
 
+def component_widths(m: Model, max_seq_len: int | None) -> dict[str, Any]:
+    """The component builder's size arguments (torchtune.models.qwen2.qwen2's names)."""
+    part = m.part("decoder")
+    return {
+        "vocab_size": part.vocab,
+        "num_layers": part.layers,
+        "num_heads": part.heads,
+        "num_kv_heads": part.kv_heads,
+        "embed_dim": part.hidden,
+        "intermediate_dim": part.intermediate,
+        "max_seq_len": int(max_seq_len or m.max_seq_len or 2048),
+        "tie_word_embeddings": bool(part.tied_embeddings),
+    }
+
+
 def checkpoint_files(m: Model) -> Any:
     tt = m.for_trainer(NAME)
     if tt.get("checkpoint_shards"):
@@ -110,8 +125,11 @@ def torchtune_config(
     weight_decay: float = 0.01,
     warmup_steps: int = 100,
     max_steps_per_epoch: int | None = None,
+    device: str = "cuda",
 ) -> dict[str, Any]:
-    """A torchtune recipe config for `model` as a dict (key order as torchtune's own)."""
+    """A torchtune recipe config for `model` as a dict (key order as torchtune's own). A
+    catalog model with `builder: component` (tiny-llm) is written as the family's component
+    builder with the catalog's widths and its own special-tokens file."""
     m = _model(model)
     tt = m.for_trainer(NAME)
     if method not in ("lora", "qlora", "full"):
@@ -130,6 +148,10 @@ def torchtune_config(
     module = tt["module"]
     builder = {"lora": tt["lora"], "qlora": tt.get("qlora"), "full": tt["model"]}[method]
     model_cfg: dict[str, Any] = {"_component_": f"{module}.{builder}"}
+    if tt.get("builder") == "component":
+        model_cfg.update(component_widths(m, max_seq_len))
+    if method == "qlora" and tt.get("builder") == "component":
+        model_cfg["quantize_base"] = True
     if method != "full":
         model_cfg.update(
             lora_attn_modules=list(lora_attn_modules),
@@ -146,6 +168,8 @@ def torchtune_config(
     }
     if tt.get("merges_file"):
         tokenizer["merges_file"] = f"{ckpt}/{tt['merges_file']}"
+    if tt.get("special_tokens_file"):
+        tokenizer["special_tokens_path"] = f"{ckpt}/{tt['special_tokens_file']}"
     if isinstance(dataset, dict):
         dataset_cfg = dict(dataset)
     elif dataset and dataset not in ("alpaca", "alpaca_cleaned"):
@@ -201,7 +225,7 @@ def torchtune_config(
             },
             "log_every_n_steps": 1,
             "log_peak_memory_stats": True,
-            "device": "cuda",
+            "device": device,
             "dtype": dtype,
             "enable_activation_checkpointing": bool(activation_checkpointing),
             "enable_activation_offloading": False,

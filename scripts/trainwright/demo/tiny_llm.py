@@ -93,7 +93,7 @@ def make_datasets(folder: Path | str) -> dict[str, Path]:
     }
 
 
-def _tokenizer() -> Any:
+def _tokenizer(extra_text: list[str] | None = None, vocab_size: int = 384) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -101,12 +101,13 @@ def _tokenizer() -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=384,
+        vocab_size=vocab_size,
         special_tokens=SPECIAL,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     text = [s for q, a, w in _pairs() for s in (q, a, w)] + ["user", "assistant", "system"]
+    text += extra_text or []
     tok.train_from_iterator(text, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
