@@ -74,3 +74,31 @@ def test_an_unknown_crash_quotes_the_last_line() -> None:
     f = classify("step 1\nSegmentation fault (core dumped)\n", -11)
     assert f.kind == "crash" and f.evidence == "Segmentation fault (core dumped)"
     assert oom_line("all fine\n") is None and not is_oom("all fine", 0)
+
+
+@pytest.mark.parametrize("code", [-9, 137])
+def test_a_sigkill_the_oom_counters_do_not_explain_is_a_kill(code: int) -> None:
+    assert not is_oom("epoch 1/10\n", code, oom_kill=False)
+    f = classify("epoch 1/10\n", code, batch=4, oom_kill=False)
+    assert f.kind == "killed" and "SIGKILL" in f.message and "batch" not in f.fix
+    counted = classify("", code, batch=4, oom_kill=True)
+    assert counted.kind == "oom" and "counter rose" in counted.message and "batch 2" in counted.fix
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "MemoryError",
+        "numpy.core._exceptions._ArrayMemoryError: Unable to allocate 8.00 GiB for an array "
+        "with shape (1024, 1024, 1024) and data type float64",
+        "slurmstepd: error: Detected 1 oom-kill event(s) in StepId=7.batch. Some of your "
+        "processes may have been killed by the cgroup out-of-memory handler.",
+    ],
+)
+def test_host_memory_texts_are_oom_even_after_a_sigkill(line: str) -> None:
+    f = classify(TRACE + line + "\n", 137, batch=2, oom_kill=False)
+    assert f.kind == "oom" and f.evidence == line
+
+
+def test_memory_error_inside_a_word_is_not_oom() -> None:
+    assert classify("raise CustomMemoryErrorHandler\n", 1).kind == "crash"
