@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,10 +327,11 @@ def _runs_conf(pid: int, conf: Path) -> bool:
     return str(conf).encode() in argv
 
 
-def _stop_daemons(root: Path) -> list[str]:
-    """SIGTERM slurmd then slurmctld (pids from their pid files), wait, SIGKILL the stragglers."""
+def _stop_daemons(root: Path, names: Sequence[str] = ("slurmd", "slurmctld")) -> list[str]:
+    """SIGTERM slurmd then slurmctld (pids from root/NAME.pid), wait, SIGKILL the stragglers;
+    then kill the job steps (slurmstepd and what they started) these daemons left behind."""
     problems = []
-    for name in ("slurmd", "slurmctld"):
+    for name in names:
         pid = _read_pid(root / f"{name}.pid")
         if pid is None or not _pid_alive(pid) or not _runs_conf(pid, root / "slurm.conf"):
             continue
@@ -347,7 +348,65 @@ def _stop_daemons(root: Path) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    kill_job_steps(root / "slurm.conf")
     return problems
+
+
+def _parents() -> dict[int, int]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            found[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    return found
+
+
+def _step_of(pid: int, conf: Path) -> bool:
+    """A slurmstepd started by a slurmd of `conf` (slurmd passes its SLURM_CONF on)."""
+    try:
+        if Path(f"/proc/{pid}/comm").read_text().strip() != "slurmstepd":
+            return False
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"SLURM_CONF={conf}".encode() in environ
+
+
+def kill_job_steps(conf: Path) -> int:
+    """SIGKILL the slurmstepd processes of this cluster and their descendants; how many."""
+    parents = _parents()
+    doomed = {pid for pid in parents if _step_of(pid, conf)}
+    grew = True
+    while grew:
+        more = {pid for pid, ppid in parents.items() if ppid in doomed} - doomed
+        doomed |= more
+        grew = bool(more)
+    for pid in doomed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(doomed)
+
+
+def end_jobs(cluster: SlurmCluster, timeout: float = STOP_TIMEOUT_S) -> list[str]:
+    """scancel every job this cluster still runs and wait for them to leave the queue, so no
+    job step outlives the fixture (orphaned slurmstepd were seen after test runs)."""
+    try:
+        ids = cluster.run(["squeue", "-h", "-o", "%i"], timeout=10).stdout.split()
+        if ids:
+            cluster.run(["scancel", *ids], timeout=15)
+        deadline = time.monotonic() + timeout
+        while ids and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            out = cluster.run(["squeue", "-h", "-t", "all", "-o", "%i %T"], timeout=10).stdout
+            ids = [ln for ln in out.splitlines() if ln.rpartition(" ")[2] in LIVE_STATES]
+    except subprocess.TimeoutExpired:
+        return ["the controller did not answer squeue/scancel at teardown"]
+    return [f"jobs still live {timeout:.0f} s after scancel: {ids}"] if ids else []
 
 
 def stop_cluster(cluster: SlurmCluster) -> list[str]:
@@ -372,8 +431,9 @@ def reap_stale_clusters(parent: Path) -> list[Path]:
     return reaped
 
 
-def start_cluster(root: Path) -> SlurmCluster:
-    """Write slurm.conf under `root`, start the daemons, wait until the node is idle."""
+def start_cluster(root: Path, conf_edit: Callable[[str], str] | None = None) -> SlurmCluster:
+    """Write slurm.conf under `root`, start the daemons, wait until the node is idle.
+    `conf_edit` may change the rendered slurm.conf first (support/slurm_memcap.py does)."""
     for sub in ("state", "spool", "log", "work"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "owner.pid").write_text(f"{os.getpid()}\n")
@@ -384,7 +444,8 @@ def start_cluster(root: Path) -> SlurmCluster:
         slurmd_port = free_port()
     conf = root / "slurm.conf"
     memory_mb = max(256, int(_memory_mb() * 0.9))
-    conf.write_text(render_slurm_conf(root, host, _cpus(), memory_mb, (ctld_port, slurmd_port)))
+    text = render_slurm_conf(root, host, _cpus(), memory_mb, (ctld_port, slurmd_port))
+    conf.write_text(conf_edit(text) if conf_edit else text)
     # A suite run inside a SLURM job must not leak that job's settings into these commands.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_"))}
     env["SLURM_CONF"] = str(conf)
@@ -451,7 +512,8 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     try:
         yield cluster
     finally:
-        problems = stop_cluster(cluster)
+        problems = end_jobs(cluster)
+        problems += stop_cluster(cluster)
         if problems:
             # Keep the directory (logs) when a daemon had to be killed.
             print(f"\nSLURM test cluster teardown: {'; '.join(problems)}; kept {root}")

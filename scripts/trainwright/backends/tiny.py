@@ -18,9 +18,10 @@ from typing import Any
 
 import yaml
 
-from trainwright.backends.common import Launch
+from trainwright.backends.common import RENDEZVOUS, SRUN_PER_NODE, Launch, sibling_executable
 from trainwright.backends.tiny_model import log as _log
 from trainwright.errors import TrainwrightError
+from trainwright.shell_words import Raw, Word
 
 NAME = "tiny"
 CONFIG_FILE = "tiny.yaml"
@@ -357,8 +358,9 @@ def eval_image_maker(size: int = 64, steps: int = 25) -> Any:
     return make
 
 
-# --- on a cluster (`trainwright runs ... --backend tiny`): one process, CPU or one GPU ---------
+# --- on a cluster (`trainwright runs ... --backend tiny`): one process per node, CPU or one GPU -
 MAX_PROCESSES = 1
+MULTI_NODE = True  # over several nodes: torchrun per node (srun), DDP (tiny_model/train.py)
 BASE_RUNS_USE_IT = True  # a base-model row is evaluated with this backend's model too
 CLUSTER_DEFAULTS = {"model": "tiny", "dataset": "data", "gpus": "cpu"}
 # runs_plan.md column -> tiny.yaml key
@@ -413,8 +415,12 @@ def cluster_launch(
     run: Any, run_dir: Path, config: dict[str, Any], python: str, launcher: str
 ) -> Launch:
     name = Path("finetune.yaml")
-    words = [python, *command(name)[1:]]
+    words: list[Word] = [python, *command(name)[1:]]
     resume = command(name, resume=True)[len(words) :]
+    if run.nodes > 1:
+        words = [*SRUN_PER_NODE, sibling_executable(python, "torchrun"), "--nnodes"]
+        words += [Raw('"$SLURM_NNODES"'), "--nproc_per_node", "1", *RENDEZVOUS]
+        words += ["-m", "trainwright.backends.tiny_model.train", str(name)]
     out = Path(str(config.get("output_dir") or "checkpoints"))
     return Launch(words, list(resume), out if out.is_absolute() else run_dir / out, "*.safetensors")
 

@@ -18,10 +18,12 @@ def check_run(run: PlannedRun) -> list[tuple[str, str]]:
         if problem:
             problems.append(("model", problem))
     limit = max_processes(run.backend)
-    if limit is not None and run.trains and ((run.gpus or 1) > limit or run.nodes > 1):
-        problems.append(
-            ("gpus", f"the {run.backend} backend trains in one process: use 1 GPU (or cpu), 1 node")
-        )
+    # MULTI_NODE: one process per node, data-parallel over the nodes (torchrun).
+    nodes_ok = run.nodes == 1 or getattr(backend, "MULTI_NODE", False)
+    if limit is not None and run.trains and ((run.gpus or 1) > limit or not nodes_ok):
+        where = "per node" if getattr(backend, "MULTI_NODE", False) else "1 node"
+        text = f"the {run.backend} backend trains in one process: use 1 GPU (or cpu), {where}"
+        problems.append(("gpus", text))
     return problems
 
 

@@ -344,8 +344,9 @@ def _nodes(row: _Row, method: str, gpus: int | None) -> int:
             f"{gpus} GPUs do not split evenly over {nodes} nodes "
             "(GPUs is the total over all nodes)",
         )
-    if nodes > 1 and gpus is None and method != "base":
-        row.problem(line, "a multi-node run needs GPUs")
+    on_cpu = (row.get("gpus")[0] or "").lower() == "cpu"
+    if nodes > 1 and gpus is None and method != "base" and not on_cpu:
+        row.problem(line, "a multi-node run needs GPUs (or 'cpu' for a CPU-only backend)")
     return nodes
 
 

@@ -1,0 +1,175 @@
+"""The tiny trainer on a real two-node SLURM cluster (tests/support/slurm_two_nodes.py).
+
+The multi-node script `runs slurm-scripts` writes (srun + torchrun, rendezvous at the first host
+of `scontrol show hostnames`) trains data-parallel over both nodes with gloo on the CPU; the
+same global batch and seed on one node gives the same loss. A node set down under a running
+job: `runs monitor` reports NODE_FAIL and resubmits once; a job the person cancels stays
+cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import run_cli
+from support.slurm_two_nodes import NODE_NAMES, TwoNodeCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+PLAN = """\
+# Runs plan: {name}
+
+- **Backend**: tiny
+
+## Defaults
+- **Dataset**: {data}
+- **Epochs**: {epochs}
+- **Batch size**: {batch}
+
+## Runs
+
+| Run | Base model | Method | GPUs | Nodes | Learning rate |
+|---|---|---|---|---|---|
+| {run} | bundled | lora | cpu | {nodes} | 1e-3 |
+"""
+GLOBAL_BATCH = 4
+STEP_LINE = re.compile(r"^tiny: step=(\d+)/(\d+) .*?loss=([0-9.]+)", re.M)
+
+
+def experiment(root: Path, name: str, nodes: int, epochs: int) -> Path:
+    """A one-run plan, its folders, configs and sbatch script, at the same global batch."""
+    from trainwright.backends.tiny_model.data import write_example_dataset
+
+    data = root / "data"
+    if not data.is_dir():
+        write_example_dataset(data, count=8)
+    exp = root / name
+    exp.mkdir()
+    text = PLAN.format(
+        name=name, data=data, epochs=epochs, batch=GLOBAL_BATCH // nodes, run="run", nodes=nodes
+    )
+    (exp / "runs_plan.md").write_text(text)
+    for args in (["plan"], ["setup-dirs"], ["configs"]):
+        proc = run_cli("runs", *args, str(exp))
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    cfg = exp / "run" / "finetune.yaml"
+    cfg.write_text(cfg.read_text() + "threads: 1\nsave_every_n_epochs: 1\n")
+    args = ["slurm-scripts", str(exp), "--cpus", "1", "--mem", "1G", "--time", "10"]
+    proc = run_cli("runs", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return exp
+
+
+def status(exp: Path) -> dict:
+    return yaml.safe_load((exp / "runs_status.yaml").read_text())["runs"]["run"]
+
+
+def launch(cluster: TwoNodeCluster, exp: Path) -> str:
+    proc = run_cli("runs", "launch", str(exp), "--json", env=cluster.env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)["submitted"]["run"]
+
+
+def follow(cluster: TwoNodeCluster, exp: Path) -> float:
+    started = time.monotonic()
+    args = ["monitor", str(exp), "--follow", "--max-interval", "2", "--json"]
+    proc = run_cli("runs", *args, env=cluster.env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + cluster.logs()
+    return time.monotonic() - started
+
+
+def losses(log: str) -> dict[int, float]:
+    return {int(m[1]): float(m[3]) for m in STEP_LINE.finditer(log)}
+
+
+def wait_for(predicate, timeout: float, what: str, cluster: TwoNodeCluster) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{what} not seen after {timeout:.0f} s\n{cluster.logs()}")
+
+
+def test_two_node_job_matches_one_node(slurm_two_nodes: TwoNodeCluster, tmp_path: Path) -> None:
+    cluster = slurm_two_nodes
+    timings = {}
+    logs = {}
+    for name, nodes in (("one-node", 1), ("two-node", 2)):
+        exp = experiment(tmp_path, name, nodes, epochs=3)
+        script = (exp / "run" / "finetune.slurm").read_text()
+        if nodes == 2:
+            assert "#SBATCH --nodes=2" in script
+            assert 'scontrol show hostnames "$SLURM_JOB_NODELIST"' in script
+            assert re.search(r"LAUNCH=\(srun .*torchrun --nnodes \"\$SLURM_NNODES\"", script)
+        job = launch(cluster, exp)
+        wall = follow(cluster, exp)
+        entry = status(exp)
+        assert entry["state"] == "COMPLETED", entry
+        assert entry["progress"]["step"] == entry["progress"]["total_steps"] == 6, entry
+        record = cluster.job(job)
+        assert record["NumNodes"] == str(nodes), record
+        logs[name] = Path(entry["log"]).read_text()
+        timings[name] = (wall, record.get("RunTime"))
+        saved = sorted((exp / "run" / "checkpoints").glob("run-epoch-*.safetensors"))
+        assert [p.name for p in saved] == [f"run-epoch-{e:04d}.safetensors" for e in (1, 2, 3)]
+    two = logs["two-node"]
+    ranks = dict(re.findall(r"^tiny: rank (\d)/2 host=(\S+)", two, re.M))
+    assert ranks == {"0": NODE_NAMES[0], "1": NODE_NAMES[1]}, two
+    assert "world_size=2 global_batch=4" in two and "batch=2 " in two
+    assert two.count("tiny: step=6/6") == 1, "only rank 0 logs steps"
+    assert "world_size=1 global_batch=4" in logs["one-node"]
+    one_loss, two_loss = losses(logs["one-node"]), losses(two)
+    assert sorted(one_loss) == sorted(two_loss) == [1, 2, 3, 4, 5, 6]
+    assert abs(two_loss[6] - one_loss[6]) <= 0.02 * one_loss[6], (one_loss, two_loss)
+    print(f"\ntwo-node timings (monitor wall s, SLURM RunTime): {timings}; losses {one_loss[6]}")
+
+
+def test_node_failure_resubmits_once_and_cancel_does_not(
+    slurm_two_nodes: TwoNodeCluster, tmp_path: Path
+) -> None:
+    cluster = slurm_two_nodes
+    exp = experiment(tmp_path, "node-fail", 2, epochs=400)
+    first = launch(cluster, exp)
+
+    def training() -> bool:
+        log = Path(status(exp)["log"])
+        return log.is_file() and "tiny: step=" in log.read_text()
+
+    wait_for(training, 60, "a step of the two-node job", cluster)
+    down = ["scontrol", "update", f"nodename={NODE_NAMES[1]}", "state=down", "reason=test"]
+    res = cluster.run(down)
+    assert res.returncode == 0, res.stderr
+    try:
+        failed = lambda: cluster.job(first).get("JobState") == "NODE_FAIL"  # noqa: E731
+        wait_for(failed, 30, "NODE_FAIL", cluster)
+        proc = run_cli("runs", "monitor", str(exp), "--json", env=cluster.env)
+        assert proc.returncode in (0, 1), proc.stderr
+    finally:
+        up = ["scontrol", "update", f"nodename={NODE_NAMES[1]}", "state=resume"]
+        assert cluster.run(up).returncode == 0
+    events = json.loads(proc.stdout)["events"]
+    assert any(e["from"] in ("RUNNING", "PENDING") and e.get("job_id") for e in events), events
+    entry = status(exp)
+    (attempt,) = entry["attempts"]
+    assert attempt["state"] == "NODE_FAIL" and attempt["job_id"] == first, entry
+    second = entry["job_id"]
+    assert second != first and entry["node_fail_retries"] == 1
+    assert "resubmitted once" in entry["reason"]
+    assert entry["resume"] is True
+
+    wait_for(training, 60, "a step of the resubmitted job", cluster)
+    assert cluster.run(["scancel", second]).returncode == 0
+    wait_for(lambda: cluster.job(second).get("JobState") == "CANCELLED", 30, "CANCELLED", cluster)
+    proc = run_cli("runs", "monitor", str(exp), "--json", env=cluster.env)
+    entry = status(exp)
+    assert entry["state"] == "CANCELLED" and entry["job_id"] == second, entry
+    assert len(entry["attempts"]) == 1, "a cancelled job is not resubmitted"
+    queued = cluster.run(["squeue", "-h", "-o", "%i"]).stdout.split()
+    assert queued == [], queued
