@@ -14,6 +14,7 @@ import click
 from trainwright import __version__
 from trainwright.backends.commands import config_cmd
 from trainwright.bench.commands import bench_group
+from trainwright.cloud.commands import cloud_group
 from trainwright.cluster.commands import runs_group
 from trainwright.dataset.commands import audit_cmd, captions_group, curate_cmd, dedup_cmd
 from trainwright.errors import TrainwrightError
@@ -180,6 +181,7 @@ cli.add_command(eval_grid_cmd)
 cli.add_command(diagnose_cmd)
 cli.add_command(register_cmd)
 cli.add_command(ticket_group)
+cli.add_command(cloud_group)
 cli.add_command(registry_group)
 cli.add_command(retro_group)
 cli.add_command(bench_group)

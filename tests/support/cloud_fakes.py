@@ -155,6 +155,9 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
                     for o in shapes["offers"]["reply"]["offers"]
                     if not wanted or o["gpu_name"] == wanted
                 ]
+                wanted_id = (body.get("id") or {}).get("eq")
+                if wanted_id is not None:
+                    rows = [o for o in rows if str(o["id"]) == str(wanted_id)]
                 rows = [o for o in rows if str(o["id"]) not in cloud.gone_offers]
                 return self._send(200, {"offers": rows})
             m = re.fullmatch(r"/api/v0/asks/(\d+)/", path)

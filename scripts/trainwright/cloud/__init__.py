@@ -7,6 +7,7 @@ A provider module declares, at module level:
 and functions (each raises TrainwrightError with one clear line on a refused key, no balance,
 a vanished offer or a rate limit):
     offers(gpu, max_price) -> list[Offer]
+    find_offer(offer_id) -> Offer | None       None: rented by someone else or withdrawn
     create(offer_id, label) -> Instance
     status(instance_id) -> Instance | None     None: the provider no longer knows it
     destroy(instance_id) -> None                asks for the destroy; `status` says when it is gone

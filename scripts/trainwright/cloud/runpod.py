@@ -146,6 +146,30 @@ def _split_offer(offer_id: str) -> tuple[str, str]:
     return cloud.upper(), gpu_id.strip()
 
 
+def find_offer(offer_id: str) -> Offer | None:
+    """The GPU type in that cloud with today's price; None when RunPod no longer offers it."""
+    cloud, gpu_id = _split_offer(offer_id)
+    rp = _sdk()
+    try:
+        detail = _call("get GPU type", rp.get_gpu, gpu_id)
+    except ProviderError as exc:
+        if "No GPU found" in str(exc):
+            return None
+        raise
+    price = detail.get(f"{cloud.lower()}Price")
+    if not detail.get(f"{cloud.lower()}Cloud") or price in (None, 0):
+        return None
+    return Offer(
+        provider=NAME,
+        id=f"{cloud.lower()}:{gpu_id}",
+        gpu=str(detail.get("displayName") or gpu_id),
+        gpus=1,
+        price_per_hour=float(price),
+        where=f"{cloud.lower()} cloud",
+        details={"memory_gb": detail.get("memoryInGb")},
+    )
+
+
 def _instance(row: dict[str, Any]) -> Instance:
     host, port = None, None
     for p in (row.get("runtime") or {}).get("ports") or []:

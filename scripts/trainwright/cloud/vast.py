@@ -120,28 +120,39 @@ def offers(gpu: str, max_price: float | None = None) -> list[Offer]:
     client = _client()
     _call("the account check", client.show_user)
     rows = _call("search offers", client.search_offers, query=_gpu_query(gpu), order="dph_total")
-    found = []
-    for row in rows or []:
-        price = float(row.get("dph_total") or 0)
-        if max_price is not None and price > max_price:
-            continue
-        found.append(
-            Offer(
-                provider=NAME,
-                id=str(row["id"]),
-                gpu=str(row.get("gpu_name", "")),
-                gpus=int(row.get("num_gpus") or 1),
-                price_per_hour=price,
-                where=str(row.get("geolocation") or ""),
-                details={
-                    "gpu_ram_mb": row.get("gpu_ram"),
-                    "reliability": row.get("reliability2"),
-                    "inet_down_mbps": row.get("inet_down"),
-                    "verified": row.get("verified"),
-                },
-            )
-        )
+    found = [_offer(row) for row in rows or []]
+    if max_price is not None:
+        found = [o for o in found if o.price_per_hour <= max_price]
     return found
+
+
+def _offer(row: dict[str, Any]) -> Offer:
+    return Offer(
+        provider=NAME,
+        id=str(row["id"]),
+        gpu=str(row.get("gpu_name", "")),
+        gpus=int(row.get("num_gpus") or 1),
+        price_per_hour=float(row.get("dph_total") or 0),
+        where=str(row.get("geolocation") or ""),
+        details={
+            "gpu_ram_mb": row.get("gpu_ram"),
+            "reliability": row.get("reliability2"),
+            "inet_down_mbps": row.get("inet_down"),
+            "verified": row.get("verified"),
+        },
+    )
+
+
+def find_offer(offer_id: str) -> Offer | None:
+    """The offer as the marketplace lists it now; None when it was rented or withdrawn."""
+    if not str(offer_id).isdigit():
+        raise ProviderError(
+            f"a {LABEL} offer id is a number (from `cloud offers`), not {offer_id!r}"
+        )
+    client = _client()
+    rows = _call("search offers", client.search_offers, query=f"id={int(offer_id)}")
+    match = [r for r in rows or [] if str(r.get("id")) == str(offer_id)]
+    return _offer(match[0]) if match else None
 
 
 def _instance(row: dict[str, Any]) -> Instance:
