@@ -57,6 +57,9 @@ def existing(path: Path) -> Path:
             raise TrainwrightError(
                 f"{path}: a link that cannot be followed (it loops or its target is gone)"
             ) from None
+        if isinstance(exc, FileNotFoundError):
+            what = "file" if is_data_file(path) else "folder"
+            raise TrainwrightError(f"{path}: no such {what}") from None
         raise TrainwrightError(f"{path}: {exc.strerror or 'cannot be read'}") from None
     kind = special_kind(mode)
     if kind and kind != "folder":
