@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 CONSTRAINTS := constraints/test.txt
 DEMO_EXTRAS ?= torch
-TEST_EXTRAS ?= test,torch,gpu,tune,trl
+TEST_EXTRAS ?= test,torch,gpu,tune,trl,cloud
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-quick lint system-deps clean-venv
