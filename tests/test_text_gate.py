@@ -106,3 +106,11 @@ def test_an_image_folder_still_gets_the_image_gate(root: Path) -> None:
     intent(root, "Dataset folder=imgs", "Type=style")
     code, out = gate(root)
     assert code == 1 and "intent.md has no trigger word" in out, out
+
+
+def test_status_asks_no_trigger_word_of_a_text_project(root: Path) -> None:
+    write(root / "chat.jsonl", rows(12))
+    intent(root, "Base model=tiny-qwen2", "Dataset folder=chat.jsonl")
+    out = run_cli("status", "demo", cwd=root).stdout
+    assert "intent still needs" not in out and "phase gate 1" in out, out
+    assert "next: trainwright gate check demo --gate 1" in out

@@ -69,6 +69,14 @@ def _language_model(name: str | None) -> bool:
         return False
 
 
+def is_text_project(g: Grimoire, project: str) -> bool:
+    """Whether Gate 1 reads this project's dataset as text rows (False when it cannot tell)."""
+    try:
+        return intent(g, project).text
+    except (TrainwrightError, OSError):
+        return False
+
+
 def binding(g: Grimoire, project: str) -> str:
     return content_hash(intent(g, project).folder).digest
 

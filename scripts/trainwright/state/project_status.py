@@ -27,6 +27,12 @@ def _read(g: Grimoire, kind: str, name: str) -> tuple[dict[str, Any] | None, str
         return None, exc.one_line()
 
 
+def _text_dataset(g: Grimoire, name: str) -> bool:
+    from trainwright.dataset.gate import is_text_project
+
+    return is_text_project(g, name)
+
+
 def project_status(g: Grimoire, name: str) -> dict[str, Any]:
     folder = g.project_dir(name)
     if not folder.is_dir():
@@ -38,6 +44,9 @@ def project_status(g: Grimoire, name: str) -> dict[str, Any]:
         problems.append(err)
     top = (intent or {}).get("sections", {}).get("", {})
     missing_intent = [k for k in INTENT_FIELDS if not top.get(k)]
+    text = bool(top.get("Dataset folder")) and _text_dataset(g, name)
+    if text:  # an LLM's rows: SFT unless Type says otherwise, and no trigger word
+        missing_intent = [k for k in missing_intent if k not in ("Type", "Trigger word")]
     try:
         gate_info = gates.status(g, name)
     except StateFileError as exc:
@@ -88,6 +97,8 @@ def project_status(g: Grimoire, name: str) -> dict[str, Any]:
             if first_bad["gate"] == 2:
                 fmt["config"] = hints.config_command(g, name)
             nxt = GATE_NEXT[first_bad["gate"]].format(**fmt)
+            if first_bad["gate"] == 1 and text:
+                nxt = f"trainwright gate check {name} --gate 1"
     return {
         "project": name,
         "phase": phase,
