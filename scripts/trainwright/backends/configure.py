@@ -50,11 +50,14 @@ def vram_setup(plan: Any, backend: Any = None, device: str = "cuda") -> Any:
     return replace(setup, **backend_view)
 
 
-def run_target(backend: Any, gpu: Any) -> tuple[Any, str]:
+def run_target(backend: Any, gpu: Any, model: Any = None) -> tuple[Any, str]:
     """What the estimate is checked against, and the device: the GPU chosen (--gpu, --vram,
     studio.md); for a backend that also runs on the CPU with none chosen, the GPU nvidia-smi
     finds (its trainer picks CUDA when present), else the system RAM available now."""
-    if gpu is not None or not getattr(backend, "RUNS_ON_CPU", False):
+    on_cpu = getattr(backend, "RUNS_ON_CPU", False) or (
+        model is not None and getattr(backend, "model_runs_on_cpu", lambda m: False)(model)
+    )
+    if gpu is not None or not on_cpu:
         return gpu, "cuda"
     from trainwright.hardware.commands import ram_target
     from trainwright.hardware.gpu import GPUSpec, lookup_gpu, probe_gpus
@@ -207,7 +210,7 @@ def generate(
         defaults=defaults,
     )
     plan = result.plan
-    gpu, device = run_target(backend, select_gpu(g, gpu_name, vram_gb))
+    gpu, device = run_target(backend, select_gpu(g, gpu_name, vram_gb), model)
     fit = check_fit(model, vram_setup(plan, backend, device), gpu.memory_gib if gpu else None)
     notes: list[str] = []
     if fit.fits is False and fit.recommended_batch:

@@ -91,6 +91,26 @@ def component_widths(m: Model, max_seq_len: int | None) -> dict[str, Any]:
     }
 
 
+def model_runs_on_cpu(model: Model | str) -> bool:
+    """A model small enough for the CPU: one written as a component builder (tiny-llm)."""
+    return _model(model).for_trainer(NAME).get("builder") == "component"
+
+
+def runs_on_cpu(config: Path) -> bool:
+    """A config written with `device: cpu` asks Gate 3 for no GPU."""
+    return str(read_config(config).get("device", "cuda")) == "cpu"
+
+
+def device_for(model: Model | str) -> str:
+    """`cpu` for a model small enough for the CPU on a machine where nvidia-smi finds no GPU;
+    `cuda` otherwise."""
+    if not model_runs_on_cpu(model):
+        return "cuda"
+    from trainwright.hardware.gpu import probe_gpus
+
+    return "cuda" if probe_gpus().found else "cpu"
+
+
 def checkpoint_files(m: Model) -> Any:
     tt = m.for_trainer(NAME)
     if tt.get("checkpoint_shards"):
@@ -275,6 +295,7 @@ def render(plan: TrainingPlan) -> dict[str, str]:
         optimizer=plan.optimizer,
         weight_decay=plan.weight_decay,
         warmup_steps=plan.warmup_steps,
+        device=device_for(plan.model),
     )
     for key, value in extra.items():
         if key not in cfg:
@@ -289,10 +310,13 @@ def render(plan: TrainingPlan) -> dict[str, str]:
 
 
 def check_keys(files: dict[str, str]) -> list[str]:
-    """Cheap structural check; the real one is `tune validate` (validate() below)."""
+    """Cheap structural check, and the checkpoint and tokenizer files it names; the real check
+    is `tune validate` (validate() below)."""
     cfg = yaml.safe_load(files[CONFIG_FILE])
     needed = ("model", "tokenizer", "checkpointer", "dataset", "optimizer", "loss", "epochs")
-    return [f"{CONFIG_FILE}: '{k}' is missing" for k in needed if k not in cfg]
+    return [f"{CONFIG_FILE}: '{k}' is missing" for k in needed if k not in cfg] + missing_files(
+        cfg, CONFIG_FILE
+    )
 
 
 def validate(path: Path | str, timeout: float = 300) -> tuple[bool, str]:
@@ -363,6 +387,7 @@ BAR = re.compile(
 )
 PAIR = re.compile(r"(\w+):(\S+)")
 ERROR = re.compile(r"^(?:\w*Error|torch\.\w*Error)\b.*|.*\bout of memory\b.*")
+EPOCHS = re.compile(r"^epochs: (?P<n>\d+)$")  # from the resolved config the recipe prints first
 LOG_SIGNATURE = re.compile(r"^Step \d+ \| loss:|(?<!\d)\d+\|\d+\|Loss: ", re.M)
 
 
@@ -384,6 +409,12 @@ def parse_log(text: str, state: LogState | None = None) -> LogState:
                 st.tick(step, clock_seconds(b.group("elapsed")), per_bar=True)
             st.epoch = epoch
             st.steps_per_epoch = int(b.group("total"))
+            if st.epochs:
+                st.steps = st.epochs * st.steps_per_epoch
+            continue
+        e = EPOCHS.match(line)
+        if e:
+            st.epochs = int(e.group("n"))
             continue
         if ERROR.match(line.strip()):
             st.errors.append(line.strip())
@@ -445,10 +476,36 @@ def model_problem(name: str) -> str | None:
     return None
 
 
+def cpu_problem(name: str) -> str | None:
+    """Why a `GPUs: cpu` run of `name` cannot train (None for tiny-llm and its kind)."""
+    if model_problem(name) or model_runs_on_cpu(name):
+        return None
+    return (
+        f"torchtune trains {name} on GPUs; only a small model written as a component builder "
+        "(tiny-llm) trains on the CPU"
+    )
+
+
+def plan_gpus(name: str) -> str | None:
+    """The GPUs cell of a new plan: `cpu` for a CPU-sized model where no GPU is found."""
+    if model_problem(name) or device_for(name) != "cpu":
+        return None
+    return "cpu"
+
+
 def _plan_dataset(run: Any, experiment_dir: Path) -> str:
     if run.dataset in BUILTIN_DATASETS:
         return run.dataset
     path = Path(run.dataset).expanduser()
+    return str(path if path.is_absolute() else (experiment_dir / path).resolve())
+
+
+def _plan_checkpoint(run: Any, experiment_dir: Path) -> str:
+    """The 'Checkpoint dir' cell, relative to the experiment folder like the dataset."""
+    raw = run.extra_value("checkpoint dir", "model dir", "weights")
+    if not raw:
+        return PLACEHOLDER
+    path = Path(raw).expanduser()
     return str(path if path.is_absolute() else (experiment_dir / path).resolve())
 
 
@@ -457,7 +514,7 @@ def plan_arguments(run: Any, experiment_dir: Path) -> dict[str, Any]:
     args: dict[str, Any] = {
         "method": run.method,
         "gpus": run.gpus or 1,
-        "checkpoint_dir": run.extra_value("checkpoint dir", "model dir", "weights") or PLACEHOLDER,
+        "checkpoint_dir": _plan_checkpoint(run, experiment_dir),
         "output_dir": "output",
         "dataset": _plan_dataset(run, experiment_dir),
     }
@@ -468,7 +525,10 @@ def plan_arguments(run: Any, experiment_dir: Path) -> dict[str, Any]:
 
 
 def cluster_config(run: Any, experiment_dir: Path) -> str:
-    cfg = torchtune_config(run.model, **plan_arguments(run, experiment_dir))
+    args = plan_arguments(run, experiment_dir)
+    if not run.gpus:  # on the CPU: bf16 is emulated there, and memory is not what runs out
+        args.update(device="cpu", dtype="fp32", activation_checkpointing=False)
+    cfg = torchtune_config(run.model, **args)
     recipe = recipe_for(run.method, run.gpus or 1)
     header = (
         f"# torchtune {recipe} config for run '{run.name}' ({run.model}), written by\n"
@@ -478,16 +538,42 @@ def cluster_config(run: Any, experiment_dir: Path) -> str:
     return to_yaml(cfg, header)
 
 
+def missing_files(config: dict[str, Any], where: str) -> list[str]:
+    """The checkpoint folder and tokenizer files the config names that do not exist (a
+    placeholder is reported elsewhere)."""
+    found = []
+    checkpointer = config.get("checkpointer") or {}
+    ckpt = str(checkpointer.get("checkpoint_dir") or "")
+    if ckpt and PLACEHOLDER not in ckpt and not Path(ckpt).is_dir():
+        found.append(f"{where}: checkpointer.checkpoint_dir {ckpt} does not exist")
+    elif ckpt and PLACEHOLDER not in ckpt:
+        files = checkpointer.get("checkpoint_files")
+        names = files if isinstance(files, list) else []
+        for name in names:
+            if not (Path(ckpt) / str(name)).is_file():
+                found.append(f"{where}: checkpointer.checkpoint_files: {Path(ckpt) / name} "
+                             "does not exist")
+    tokenizer = config.get("tokenizer") or {}
+    for key in ("path", "merges_file", "special_tokens_path"):
+        value = str(tokenizer.get(key) or "")
+        if value and PLACEHOLDER not in value and not Path(value).is_file():
+            found.append(f"{where}: tokenizer.{key} {value} does not exist")
+    return found
+
+
 def cluster_problems(config: dict[str, Any], path: Path) -> list[str]:
     """What stops this config from running: placeholders left, packing without a length."""
     found = []
     checkpointer = config.get("checkpointer") or {}
     if PLACEHOLDER in str(checkpointer.get("checkpoint_dir", "")):
         found.append(
-            f"{path}: checkpointer.checkpoint_dir is {PLACEHOLDER}: download the weights "
+            f"{path}: checkpointer.checkpoint_dir is {PLACEHOLDER} (no local checkpoint of the "
+            "base model): download the weights "
             "(`tune download ORG/MODEL --output-dir DIR`) and set it, or add a 'Checkpoint dir' "
             "column to the plan"
         )
+    else:
+        found += missing_files(config, str(path))
     dataset = config.get("dataset") or {}
     tokenizer = config.get("tokenizer") or {}
     if isinstance(dataset, dict) and dataset.get("packed") and not tokenizer.get("max_seq_len"):

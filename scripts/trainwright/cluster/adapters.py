@@ -63,7 +63,11 @@ def backend_names() -> tuple[str, ...]:
 def cpu_backends() -> tuple[str, ...]:
     from trainwright import backends
 
-    return tuple(n for n in backend_names() if backends.runs_on_cpu(backends.get(n)))
+    return tuple(
+        n
+        for n in backend_names()
+        if backends.runs_on_cpu(backends.get(n)) or hasattr(backends.get(n), "cpu_problem")
+    )
 
 
 _TOP_KEY = r"^(?P<key>{key})(?P<sep>[ \t]*:[ \t]*)(?P<value>[^#\n]*?)(?P<rest>[ \t]*(#.*)?)$"

@@ -122,6 +122,8 @@ def plan_cmd(
         ticket = ticket_runs.single_active(experiment_dir.parent)
     backend = backend or backends.cluster_default()
     defaults = getattr(backends.get(backend), "CLUSTER_DEFAULTS", {})  # a plan it can run
+    if model and not gpus and hasattr(backends.get(backend), "plan_gpus"):
+        gpus = backends.get(backend).plan_gpus(model)  # `cpu` for a CPU-sized model, no GPU here
     result = scaffold(
         experiment_dir,
         model=model or defaults.get("model", "SET-ME"),
