@@ -45,7 +45,7 @@ def test_every_cited_source_exists_and_every_claim_is_cited(tmp_path: Path, doma
         assert section in body
     for line in body.splitlines():
         if line.startswith("- ") and not line.startswith(UNCITED):
-            cites = [int(c) for c in re.findall(r"\[(\d+)\]$", line)]
+            cites = [int(c) for c in re.findall(r"\[(\d+)\]", line)]
             assert cites and 1 <= cites[0] <= n_sources, line
 
 
@@ -115,7 +115,9 @@ def test_unreadable_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     assert reasons["empty-notes.md"] == "empty file"
     assert reasons["huge.md"].startswith("too large to read")
     assert reasons["broken.yaml"].startswith("invalid YAML")
-    assert reasons["prose.md"].startswith("nothing to extract")
+    assert "prose.md" not in reasons  # prose is read: a passage for the agent to read itself
+    prose = next(r for r in data["reports"] if r["path"].endswith("/prose.md"))
+    assert [(p["start"], p["end"]) for p in prose["read_these_yourself"]] == [(1, 1)]
     assert reasons["loss-curve.png"] == "not a report file type (.png)"
     human = run_cli("retro", "collect", "--registry", str(registry)).stdout
     assert "not read: reports/research/binary.md: binary file" in human

@@ -14,6 +14,7 @@ from trainwright.retro import markdown
 from trainwright.retro.domains import Focus, focus
 from trainwright.retro.experiment_report import Report
 from trainwright.retro.extract import date_in, from_markdown
+from trainwright.retro.passages import find as find_passages
 from trainwright.retro.reading import MAX_BYTES, Unread, read_text
 from trainwright.retro.registry import Registry
 from trainwright.retro.structured import StructuredError, from_structured
@@ -75,7 +76,9 @@ def extract_text(text: str, path: Path, rel: str, fcs: Focus) -> Report:
         first = next((ln.strip() for ln in text.split("\n") if ln.strip()), "")
         if len(first) <= 120 and not markdown.parse_pair(first):
             doc.title = markdown.clean(first)
-    return from_markdown(doc, report, fcs)
+    report = from_markdown(doc, report, fcs)
+    report.read_these_yourself = [p.as_dict() for p in find_passages(text)]
+    return report
 
 
 def read_report(path: Path, rel: str, fcs: Focus, max_bytes: int = MAX_BYTES) -> Report | Unread:
@@ -217,6 +220,7 @@ def _collect_log(
         rel = f"{coll.experiment_log}#L{line}"
         report = Report(path=rel, format="experiment-log", title=title)
         report = from_markdown(markdown.parse(body), report, fcs)
+        report.read_these_yourself = [p.as_dict() for p in find_passages(body, line - 1)]
         report.title = markdown.clean(title)
         if date:
             report.date, report.date_source = date, "log heading"

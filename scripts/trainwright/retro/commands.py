@@ -51,7 +51,8 @@ def registry_group() -> None:
 @registry_option
 @json_option
 def show_cmd(registry_path: Path | None, as_json: bool) -> None:
-    """Print the domain, the paths in force (and whether they exist) and the domain's focus."""
+    """Print the domain, the paths in force (and whether they exist), the domain's focus and the
+    result skills `retro apply` made, with where each agent finds them."""
     reg = _load(registry_path)
     fcs = focus(reg.domain)
     paths = reg.paths()
@@ -65,6 +66,7 @@ def show_cmd(registry_path: Path | None, as_json: bool) -> None:
         "focus": fcs.summary,
         "naming": fcs.naming,
         "naming_example": fcs.naming_example,
+        "result_skills": _result_skills(reg),
     }
 
     def human(d: dict[str, Any]) -> str:
@@ -73,9 +75,23 @@ def show_cmd(registry_path: Path | None, as_json: bool) -> None:
         lines.append(f"  result skills are named {d['naming']} (e.g. {d['naming_example']})")
         for k, v in d["paths"].items():
             lines.append(f"  {k:16s} {v}{'' if d['exists'][k] else '  (not there yet)'}")
+        lines.append(f"  result skills: {len(d['result_skills']) or 'none yet'}")
+        for s in d["result_skills"]:
+            where = ", ".join(f"{k} {v}" for k, v in s["agents"].items())
+            lines.append(f"    {s['name']:24s} {s['path']} ({where})")
         return "\n".join(lines)
 
     emit(data, as_json, human)
+
+
+def _result_skills(reg: regmod.Registry) -> list[dict[str, Any]]:
+    """The skills `retro apply` made, and whether each agent's skill folder links to them."""
+    from trainwright.retro import skill_links
+
+    return [
+        {"name": s.name, "path": reg.rel(s), "agents": skill_links.where(reg.root, s)}
+        for s in skill_links.result_skills(reg.root, reg.resolve("skills"))
+    ]
 
 
 @registry_group.command("validate")
@@ -262,6 +278,44 @@ def summarize_cmd(
     emit(data, as_json, lambda d: d["markdown"].rstrip("\n"))
 
 
+@retro_group.command("check")
+@click.argument("summary", type=click.Path(path_type=Path))
+@registry_option
+@json_option
+def check_cmd(summary: Path, registry_path: Path | None, as_json: bool) -> int:
+    """Check a retrospective SUMMARY (Markdown) against its sources: every line cites a source
+    with [n] from the summary's Sources list; every number and "quoted phrase" of a cited line
+    appears in the cited source (units and formats may differ: 3.02 TB/s = 3,020 GB/s); every
+    cited source exists; no line says no source records X when a source mentions X. Lists each
+    unsupported line; exit 0 when all are supported, 1 when lines are listed.
+
+    JSON keys: summary, sources, checked, supported, unsupported[line, text, problems]."""
+    from trainwright.retro.check import check
+
+    bases = [Path.cwd(), summary.resolve().parent]
+    try:
+        bases.insert(0, regmod.root_of(registry_path or regmod.find_registry()))
+    except TrainwrightError:
+        pass  # no project here: sources are read relative to this folder and the summary's
+    data = check(summary, bases)
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [
+            f"{d['summary']}:{f['line']}: {'; '.join(f['problems'])}" for f in d["unsupported"]
+        ]
+        if d["supported"]:
+            lines.append(f"{d['summary']}: all {d['checked']} checked line(s) supported")
+        else:
+            lines.append(
+                f"{len(d['unsupported'])} of {d['checked']} checked line(s) unsupported: fix "
+                "them, or save the summary only if the person accepts them as they are"
+            )
+        return "\n".join(lines)
+
+    emit(data, as_json, human)
+    return 0 if data["supported"] else 1
+
+
 @retro_group.command("propose")
 @selection
 @click.option("--name", help="Result skill name (default: by the domain's naming convention).")
@@ -338,6 +392,27 @@ def propose_cmd(
     emit(data, as_json, human)
 
 
+@retro_group.command("hook")
+@click.option(
+    "--agent", type=click.Choice(["claude", "codex"]), default="claude", show_default=True
+)
+def hook_cmd(agent: str) -> None:
+    """UserPromptSubmit hook (Claude Code, Codex): reads the prompt event as JSON on stdin; for a
+    prompt that starts with <retrospective>, prints the context that routes it to the
+    domain-retrospective skill. Never blocks a prompt: other prompts and bad input print nothing."""
+    import sys
+
+    from trainwright.retro.prompt_hook import run
+
+    try:
+        out = run(sys.stdin.buffer.read())
+    except Exception as exc:  # noqa: BLE001 - a hook must never block or crash the prompt
+        click.echo(f"trainwright retro hook ({agent}): ignored: {exc}", err=True)
+        return
+    if out:
+        click.echo(out)
+
+
 @retro_group.command("apply")
 @click.argument("proposal")
 @click.option("--approved", is_flag=True, help="The person has read the proposal and agreed.")
@@ -351,7 +426,7 @@ def apply_cmd(
     entry into the troubleshooting guide. Without --approved nothing is written (preview, exit
     1). An existing skill or entry is not replaced without --update: the diff is shown, exit 1.
 
-    JSON keys: id, kind, target, applied, refused, diff, replaced_to, message."""
+    JSON keys: id, kind, target, applied, refused, diff, replaced_to, linked, message."""
     from trainwright.retro.apply import apply
 
     result = apply(_load(registry_path), proposal, approved, update)

@@ -49,6 +49,8 @@ class Report:
     focus_found: list[str] = field(default_factory=list)
     focus_missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Passages no rule could structure ({start, end, heading, text}): the agent reads them.
+    read_these_yourself: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,5 +71,6 @@ class Report:
                 self.quirks,
                 self.other,
                 self.decision,
+                self.read_these_yourself,
             )
         )

@@ -23,6 +23,7 @@ from trainwright.retro.markdown import (
     clean,
     is_empty_value,
 )
+from trainwright.retro.passages import is_prose_pair
 from trainwright.retro.values import parse_number, unit_of_key
 
 INLINE = re.compile(
@@ -51,6 +52,11 @@ NOTE_COLS = {"notes", "note", "comment", "comments", "remarks", "observation", "
 NOTE_COLS |= REASON_KEYS
 CODE_COLS = {"exit code", "exitcode", "return code", "signal"}
 STATUS_COLS = STATUS_KEYS | {"result", "outcome", "ok", "pass", "passed", "correct", "verdict"}
+# A first column with one of these names labels runs: its rows are runs, never transposed.
+RUN_KEY_COLS = {
+    "config", "configuration", "setting", "settings", "variant", "kernel", "run", "run name",
+    "run id", "experiment", "trial", "case",
+}  # fmt: skip
 
 
 def _short(text: str) -> str:
@@ -142,6 +148,8 @@ class Extractor:
     def pair(self, key: str, value: str, role: str | None, line: int) -> None:
         if is_empty_value(value) or not key.strip():
             return
+        if is_prose_pair(key, value) and role_of_heading(key) is None:
+            return  # a sentence with a colon: left to the agent as a passage
         nk = norm_key(key)
         if nk in DATE_KEYS and not self.r.date and date_in(value):
             self.r.date, self.r.date_source = date_in(value), f"'{key}' field"
@@ -237,18 +245,27 @@ class Extractor:
             for n, row in enumerate(t.rows, start=1):
                 self.pair(row[0], row[1], role, t.line + 1 + n)
             return
-        if first_is_key and len(hdr) >= 3:
+        if first_is_key and len(hdr) >= 3 and not self._rows_are_runs(hdr):
             for col in range(1, len(hdr)):
                 cells = {row[0]: row[col] for row in t.rows if row[0]}
                 self.run(t.header[col], cells, t.line, role)
             return
         for n, row in enumerate(t.rows, start=1):
             cells = dict(zip(t.header, row, strict=False))
-            label = row[0] if not parse_number(row[0]) else f"{t.header[0]}={row[0]}"
+            named = hdr[0] in RUN_KEY_COLS or not parse_number(row[0])
+            label = row[0] if named else f"{t.header[0]}={row[0]}"
             self.run(label, cells, t.line + 1 + n, role)
+
+    def _rows_are_runs(self, hdr: list[str]) -> bool:
+        """`Config | time (ms) | GB/s`: the first column names runs, the others are measures."""
+        return hdr[0] in RUN_KEY_COLS or any(self.focus.classify(h) for h in hdr[1:])
 
     def run(self, label: str, cells: dict[str, str], line: int | None, role: str | None) -> None:
         run = Run(clean(label) or "?", line)
+        for key, value in INLINE.findall(run.label):  # `BLOCK=4096` under a Config column
+            cls = self.focus.classify(key)
+            if cls and cls[0] == "parameter":
+                run.parameters.setdefault(cls[1], value.strip("\"'"))
         notes: list[str] = []
         failing_cell = None
         for col, raw in cells.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from typing import Any
 
 from trainwright.retro.best import best_of, describe_run, label
 from trainwright.retro.collect import Collection
@@ -12,6 +13,24 @@ from trainwright.retro.values import comparable
 
 MAX_PARAMS = 6
 MAX_TRIED = 2
+READ_HEADING = "Read these yourself"
+
+
+def _cites(numbers: list[int]) -> str:
+    return ", ".join(f"[{n}]" for n in numbers)
+
+
+def _nothing(to_read: list[int], absent: str) -> str:
+    """The placeholder of an empty section: an absence only when nothing is left unread."""
+    if not to_read:
+        return f"- {absent}"
+    return f"- nothing structured: read the passages of {_cites(to_read)} ({READ_HEADING})"
+
+
+def _passage_line(n: int, rep: Report, p: dict[str, Any]) -> str:
+    lines = f"line {p['start']}" if p["start"] == p["end"] else f"lines {p['start']}-{p['end']}"
+    under = f" (under {p['heading']})" if p["heading"] and p["heading"] != rep.title else ""
+    return f"- [{n}] `{rep.path}` {lines}{under}"
 
 
 def _uniq(lines: list[str]) -> list[str]:
@@ -89,7 +108,8 @@ def summarize(
             findings.append(f"- Decision: {r.decision} [{n}]")
         findings += [f"- Lesson: {t} [{n}]" for t in r.lessons]
         findings += [f"- Quirk: {t} [{n}]" for t in r.quirks]
-    out += ["", "### Key findings"] + (_uniq(findings) or ["- none recorded"])
+    to_read = [n for n, r in enumerate(reps, start=1) if r.read_these_yourself]
+    out += ["", "### Key findings"] + (_uniq(findings) or [_nothing(to_read, "none recorded")])
 
     failed = []
     for n, r in enumerate(reps, start=1):
@@ -97,13 +117,25 @@ def summarize(
             why = f": {f.why}" if f.why else " (no reason recorded)"
             lesson = f"; lesson: {f.lesson}" if f.lesson else ""
             failed.append(f"- {f.what}{why}{lesson} [{n}]")
-    out += ["", "### What failed"] + (_uniq(failed) or ["- nothing recorded as failed"])
+    out += ["", "### What failed"] + (
+        _uniq(failed) or [_nothing(to_read, "nothing recorded as failed")]
+    )
 
     questions = [f"- {q} [{n}]" for n, r in enumerate(reps, start=1) for q in r.questions]
     if reps:
         missing = [g for g in fcs.groups if all(g in r.focus_missing for r in reps)]
-        questions += [f"- No source records {g}: measure it next time." for g in missing]
-    out += ["", "### Open questions"] + (_uniq(questions) or ["- none recorded"])
+        if missing and to_read:
+            questions.append(
+                f"- Not structured in any source: {', '.join(missing)}; the passages of "
+                f"{_cites(to_read)} may record them (read them before saying none did)."
+            )
+        else:
+            questions += [f"- No source records {g}: measure it next time." for g in missing]
+    out += ["", "### Open questions"] + (_uniq(questions) or [_nothing(to_read, "none recorded")])
+    if to_read:
+        out += ["", f"### {READ_HEADING}"]
+        out += [_passage_line(n, r, p) for n, r in enumerate(reps, start=1)
+                for p in r.read_these_yourself]  # fmt: skip
 
     out += ["", "### Sources"]
     for n, r in enumerate(reps, start=1):
