@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, assert_one_line_error, run_cli
-from trainwright import pack
+from trainwright import approvals, pack
 
 EXPECTED = [
     "CLAUDE.md",
@@ -173,7 +173,9 @@ def test_users_own_settings_get_the_lock_hooks_merged_in(tmp_path: Path) -> None
     assert ".claude/settings.json" in report["merged"]
     merged = json.loads(settings.read_text())
     pack_hooks = json.loads((pack.pack_root() / ".claude/settings.json").read_text())["hooks"]
-    assert merged["permissions"] == mine["permissions"]
+    # The user's own rules stay; the pack's approvals (permissions.ask) are added beside them.
+    assert merged["permissions"]["allow"] == mine["permissions"]["allow"]
+    assert merged["permissions"]["ask"] == approvals.claude_ask_rules()
     assert mine["hooks"]["PostToolUse"][0] in merged["hooks"]["PostToolUse"]
     for event in ("PreToolUse", "PostToolUse"):
         for group in pack_hooks[event]:

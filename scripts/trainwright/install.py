@@ -6,8 +6,9 @@ updated; a file that differs is the user's and is kept (reported), unless `--for
 copies the user's version to `.trainwright/backup/<time>/` so nothing is lost.
 
 Two files are merged rather than kept: the user's own `.claude/settings.json` and
-`.codex/hooks.json` get the pack's hook entries added (theirs stay; the original is backed up),
-because without them the edit lock would silently not run. Codex finds skills under
+`.codex/hooks.json` get the pack's hook entries and `permissions.ask` rules added (theirs stay;
+the original is backed up), because without them the edit lock and the approvals would silently
+not apply. Codex finds skills under
 `.agents/skills/`: init links each pack skill there (links, not copies).
 """
 
@@ -31,6 +32,7 @@ MANIFEST = Path(".trainwright") / "pack.json"
 MERGED_HOOK_FILES = (".claude/settings.json", ".codex/hooks.json")
 AGENT_SKILLS = Path(".agents") / "skills"
 LOCK_HOOK = ".claude/hooks/edit-lock.sh"
+PACK_HOOKS = (LOCK_HOOK, ".claude/hooks/retro-prompt.sh")
 
 
 @dataclass
@@ -137,6 +139,7 @@ def install_pack(target: Path | str, force: bool = False, dry_run: bool = False)
                 shutil.copymode(src, dst)
             new_manifest[rel] = src_digest
         report.linked = link_agent_skills(target, root, dry_run)
+        report.linked += link_result_skills(target, dry_run)
         if not dry_run:
             atomic_write_text(
                 target / MANIFEST,
@@ -181,7 +184,22 @@ def merge_hooks(user: bytes, pack_file: bytes) -> bytes | None:
         for group in groups:
             if group not in present:
                 present.append(group)
+    if not _merge_ask(mine, theirs):
+        return None
     return (json.dumps(mine, indent=2) + "\n").encode()
+
+
+def _merge_ask(mine: dict, theirs: dict) -> bool:
+    """Add the pack's `permissions.ask` rules (trainwright.approvals) to the user's; keep theirs."""
+    rules = (theirs.get("permissions") or {}).get("ask") or []
+    if not rules:
+        return True
+    perms = mine.setdefault("permissions", {})
+    ask = perms.setdefault("ask", []) if isinstance(perms, dict) else None
+    if not isinstance(ask, list):
+        return False
+    ask.extend(rule for rule in rules if rule not in ask)
+    return True
 
 
 def _is_lock_group(group: object) -> bool:
@@ -189,7 +207,17 @@ def _is_lock_group(group: object) -> bool:
     inner = group.get("hooks") if isinstance(group, dict) else None
     if not isinstance(inner, list) or not inner:
         return False
-    return all(isinstance(h, dict) and LOCK_HOOK in str(h.get("command", "")) for h in inner)
+    return all(
+        isinstance(h, dict) and any(p in str(h.get("command", "")) for p in PACK_HOOKS)
+        for h in inner
+    )
+
+
+def link_result_skills(target: Path, dry_run: bool) -> list[str]:
+    """Re-link the skills `retro apply` made so both agents find them (see retro.skill_links)."""
+    from trainwright.retro.skill_links import link_all
+
+    return link_all(target, dry_run)
 
 
 def link_agent_skills(target: Path, root: Path, dry_run: bool) -> list[str]:

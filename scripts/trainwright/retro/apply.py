@@ -1,9 +1,11 @@
 """`retro apply PROPOSAL --approved`: move a staged proposal into place, never over a person's file.
 
-A skill folder moves to `paths.skills`; an existing skill is replaced only with `--update`, and
-its old folder is kept under `.trainwright/retro/replaced/<time>/`. A troubleshooting entry is
-appended to the guide; one with the same heading is replaced only with `--update` (the old guide
-is kept the same way). Without `--approved` nothing is written: the preview and diff are shown.
+A skill folder moves to `paths.skills` and is linked into `.claude/skills` and `.agents/skills`
+(retro.skill_links); a pack skill's name is refused. An existing skill is replaced only with
+`--update`, and its old folder is kept under `.trainwright/retro/replaced/<time>/`. A
+troubleshooting entry is appended to the guide; one with the same heading is replaced only with
+`--update` (the old guide is kept the same way). Without `--approved` nothing is written: the
+preview and diff are shown.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import jsonschema
 
 from trainwright.clock import file_stamp, now_iso
 from trainwright.errors import TrainwrightError
-from trainwright.retro import skillcheck
+from trainwright.retro import skill_links, skillcheck
 from trainwright.retro.propose import MANIFEST
 from trainwright.retro.registry import Registry, inside
 from trainwright.state.atomic import atomic_write_text, locked
@@ -108,6 +110,7 @@ def apply(
         "refused": False,
         "diff": "",
         "replaced_to": None,
+        "linked": [],
         "message": "",
     }
     if manifest["kind"] == "skill":
@@ -133,6 +136,7 @@ def _apply_skill(
     stamp: str,
     result: dict[str, Any],
 ) -> None:
+    skill_links.refuse_pack_name(target.name)
     new_text = (payload / "SKILL.md").read_text(encoding="utf-8")
     found = skillcheck.problems(new_text, target.name)
     if found:
@@ -163,8 +167,11 @@ def _apply_skill(
             result["replaced_to"] = reg.rel(keep)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(payload), str(target))
+        result["linked"] = skill_links.link(reg.root, target)
     result["applied"] = True
     result["message"] = f"{'replaced' if exists else 'created'} {result['target']}"
+    if result["linked"]:
+        result["message"] += f"; linked for both agents: {', '.join(result['linked'])}"
 
 
 def _apply_entry(

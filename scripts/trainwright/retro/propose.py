@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from trainwright.errors import TrainwrightError
-from trainwright.retro import skillcheck
+from trainwright.retro import skill_links, skillcheck
 from trainwright.retro.best import best_of, describe_run, label
 from trainwright.retro.collect import Collection
 from trainwright.retro.domains import Focus, error_patterns, focus
@@ -236,6 +236,7 @@ def propose(
 
     if skill:
         sname, subj = skill_name(reps, fcs, name, subject, finding)
+        skill_links.refuse_pack_name(sname)
         text = fill(skill_tpl, skill_values(reps, fcs, sname, subj, author, today))
         found = skillcheck.problems(text, sname)
         if found:
