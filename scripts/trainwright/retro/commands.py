@@ -206,12 +206,15 @@ def collect_cmd(
 ) -> None:
     """Find the reports under paths.reports (or read REPORTS) and the matching experiment-log
     sections, and extract per source: setup, parameters, metrics, runs, what worked, what failed
-    and why, lessons, questions, quirks. Files that cannot be read are listed with the reason.
+    and why, lessons, questions, quirks. What no rule could structure (prose) is listed per
+    source under read_these_yourself: the agent reads those passages itself. Files that cannot be
+    read are listed with the reason.
 
     JSON keys: domain, reports_dir, experiment_log, reports[] (source, path, format, title, date,
     date_source, setup, parameters, metrics, runs, tried, worked, findings, failed[what, why,
     line, lesson], lessons, questions, quirks, other, decision, focus_found, focus_missing,
-    notes), skipped[path, reason], excluded_by_filter, notes.
+    notes, read_these_yourself[start, end, heading, text]), skipped[path, reason],
+    excluded_by_filter, notes.
     """
     _, coll = _collect(registry_path, since, match, domain, reports)
     data = coll.as_dict()
@@ -225,6 +228,12 @@ def collect_cmd(
                 f"  [{r['source']}] {r['path']} ({r['format']}{runs}, {len(r['failed'])} failed, "
                 f"{len(r['parameters'])} parameters, {len(r['metrics'])} metrics): {r['title']}"
             )
+            spans = [
+                str(p["start"]) if p["start"] == p["end"] else f"{p['start']}-{p['end']}"
+                for p in r["read_these_yourself"]
+            ]
+            if spans:
+                lines.append(f"      read these yourself: lines {', '.join(spans)}")
         for s in d["skipped"]:
             lines.append(f"  not read: {s['path']}: {s['reason']}")
         if d["excluded_by_filter"]:
@@ -258,8 +267,9 @@ def summarize_cmd(
     out: Path | None,
     as_json: bool,
 ) -> None:
-    """Write the Markdown retrospective: What we tried, Key findings, What failed, Open
-    questions, Sources (every line cites one), and the files that could not be read.
+    """Write the scaffold of a retrospective from the structured data: What we tried, Key
+    findings, What failed, Open questions, the passages to read yourself, Sources (every line
+    cites one), and the files that could not be read. Complete it, then `retro check` it.
 
     JSON keys: domain, sources, skipped, markdown, written."""
     from trainwright.retro.summary import summarize
