@@ -38,6 +38,7 @@ ROOMS = (
     "evaluate",
     "workflow",
     "retro",
+    "cloud",
 )
 CATEGORIES = (
     "bad-file",

@@ -13,6 +13,7 @@ copied there as one file. Settings come from the environment:
                        the key acts on that instance only); VAST_URL to point elsewhere
   RunPod               RUNPOD_POD_ID and RUNPOD_API_KEY (RunPod places both in every pod, the
                        key scoped to that pod); RUNPOD_API_BASE_URL to point elsewhere
+  TW_RETRIES           how many times a refused destroy is tried again (default 5)
   TW_POWEROFF          the command that powers the machine off (default: `poweroff`), used when
                        no credential is present or the provider refuses
 
@@ -29,8 +30,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-
-RETRIES = 5
 
 
 def log(message: str) -> None:
@@ -87,7 +86,7 @@ def power_off() -> None:
 
 def fire(provider: str) -> str:
     destroy = DESTROY.get(provider)
-    for attempt in range(RETRIES):
+    for attempt in range(max(1, int(os.environ.get("TW_RETRIES") or 5))):
         done = destroy() if destroy else None
         if done is None:
             break
