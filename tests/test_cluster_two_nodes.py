@@ -19,6 +19,7 @@ import yaml
 
 from helpers import run_cli
 from support.slurm_two_nodes import NODE_NAMES, TwoNodeCluster
+from trainwright.cluster import joblog
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -131,6 +132,19 @@ def test_two_node_job_matches_one_node(slurm_two_nodes: TwoNodeCluster, tmp_path
     print(f"\ntwo-node timings (monitor wall s, SLURM RunTime): {timings}; losses {one_loss[6]}")
 
 
+def set_node_down(cluster: TwoNodeCluster) -> None:
+    """What an admin (or a dying machine) does; slurmd answers, so it returns to service."""
+    down = ["scontrol", "update", f"nodename={NODE_NAMES[1]}", "state=down", "reason=test"]
+    res = cluster.run(down)
+    assert res.returncode == 0, res.stderr
+
+
+def monitor(cluster: TwoNodeCluster, exp: Path) -> list[dict]:
+    proc = run_cli("runs", "monitor", str(exp), "--json", env=cluster.env)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    return json.loads(proc.stdout)["events"]
+
+
 def test_node_failure_resubmits_once_and_cancel_does_not(
     slurm_two_nodes: TwoNodeCluster, tmp_path: Path
 ) -> None:
@@ -140,36 +154,53 @@ def test_node_failure_resubmits_once_and_cancel_does_not(
 
     def training() -> bool:
         log = Path(status(exp)["log"])
-        return log.is_file() and "tiny: step=" in log.read_text()
+        return log.is_file() and "tiny: checkpoint" in joblog.last_attempt(log.read_text())
 
-    wait_for(training, 60, "a step of the two-node job", cluster)
-    down = ["scontrol", "update", f"nodename={NODE_NAMES[1]}", "state=down", "reason=test"]
-    res = cluster.run(down)
-    assert res.returncode == 0, res.stderr
-    try:
-        failed = lambda: cluster.job(first).get("JobState") == "NODE_FAIL"  # noqa: E731
-        wait_for(failed, 30, "NODE_FAIL", cluster)
-        proc = run_cli("runs", "monitor", str(exp), "--json", env=cluster.env)
-        assert proc.returncode in (0, 1), proc.stderr
-    finally:
-        up = ["scontrol", "update", f"nodename={NODE_NAMES[1]}", "state=resume"]
-        assert cluster.run(up).returncode == 0
-    events = json.loads(proc.stdout)["events"]
-    assert any(e["from"] in ("RUNNING", "PENDING") and e.get("job_id") for e in events), events
+    def launched() -> bool:
+        log = Path(status(exp)["log"])
+        return log.is_file() and "trainwright: start" in log.read_text()
+
+    def state_of(job: str, want: str) -> bool:
+        return cluster.job(job).get("JobState") == want
+
+    # 1. A job that may not be requeued ends NODE_FAIL: the monitor resubmits it, resuming.
+    wait_for(training, 60, "a checkpoint of the two-node job", cluster)
+    monitor(cluster, exp)
+    assert cluster.run(["scontrol", "update", f"jobid={first}", "requeue=0"]).returncode == 0
+    set_node_down(cluster)
+    wait_for(lambda: state_of(first, "NODE_FAIL"), 30, "NODE_FAIL", cluster)
+    events = monitor(cluster, exp)
+    assert [(e["from"], e["to"]) for e in events] == [("RUNNING", "PENDING")], events
     entry = status(exp)
     (attempt,) = entry["attempts"]
     assert attempt["state"] == "NODE_FAIL" and attempt["job_id"] == first, entry
     second = entry["job_id"]
-    assert second != first and entry["node_fail_retries"] == 1
-    assert "resubmitted once" in entry["reason"]
-    assert entry["resume"] is True
+    assert second != first and entry["node_fail_retries"] == 1 and entry["resume"] is True
+    assert "resubmitted once, resuming" in entry["reason"]
+    wait_for(launched, 60, "the resubmitted job", cluster)
+    assert "trainwright: resuming from the last checkpoint" in Path(entry["log"]).read_text()
 
-    wait_for(training, 60, "a step of the resubmitted job", cluster)
-    assert cluster.run(["scancel", second]).returncode == 0
-    wait_for(lambda: cluster.job(second).get("JobState") == "CANCELLED", 30, "CANCELLED", cluster)
-    proc = run_cli("runs", "monitor", str(exp), "--json", env=cluster.env)
+    # 2. Its node fails too; SLURM requeues it (the script asks --requeue): the retry is
+    # spent, so the monitor cancels it and records NODE_FAIL.
+    monitor(cluster, exp)
+    set_node_down(cluster)
+    wait_for(lambda: state_of(second, "PENDING"), 30, "the requeued job", cluster)
+    events = monitor(cluster, exp)
+    assert [e["to"] for e in events] == ["NODE_FAIL"], events
     entry = status(exp)
-    assert entry["state"] == "CANCELLED" and entry["job_id"] == second, entry
-    assert len(entry["attempts"]) == 1, "a cancelled job is not resubmitted"
-    queued = cluster.run(["squeue", "-h", "-o", "%i"]).stdout.split()
-    assert queued == [], queued
+    assert entry["state"] == "NODE_FAIL" and entry["job_id"] == second, entry
+    assert "not resubmitted again" in entry["reason"]
+    wait_for(lambda: state_of(second, "CANCELLED"), 30, "the cancelled requeue", cluster)
+    assert len(entry["attempts"]) == 1
+
+    # 3. Relaunched by the person, then cancelled by the person: it stays cancelled.
+    third = launch(cluster, exp)
+    wait_for(launched, 60, "the relaunched job", cluster)
+    monitor(cluster, exp)
+    assert cluster.run(["scancel", third]).returncode == 0
+    wait_for(lambda: state_of(third, "CANCELLED"), 30, "CANCELLED", cluster)
+    monitor(cluster, exp)
+    entry = status(exp)
+    assert entry["state"] == "CANCELLED" and entry["job_id"] == third, entry
+    assert len(entry["attempts"]) == 2, "a cancelled job is not resubmitted"
+    assert cluster.run(["squeue", "-h", "-o", "%i"]).stdout.split() == []

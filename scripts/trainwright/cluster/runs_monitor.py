@@ -3,13 +3,16 @@
 A run whose log shows an out-of-memory (or whose job ended OUT_OF_MEMORY) is resubmitted with
 half the batch and twice the accumulation, up to three times. A job killed by SIGKILL with no
 such line counts as out-of-memory only when SLURM says OUT_OF_MEMORY (its cgroup saw the OOM
-killer act); FAILED with exit 137 is someone's kill. Other endings are recorded; a
+killer act); FAILED with exit 137 is someone's kill. A job that ended NODE_FAIL (a node of it
+went down) is resubmitted once, resuming from its last checkpoint; a job the person cancelled
+is not. Other endings are recorded; a
 later `trainwright runs launch` resubmits failed runs, resuming from their checkpoints.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +25,9 @@ from trainwright.cluster.status import editing
 BACKOFF_START_S = 2.0
 BACKOFF_FACTOR = 1.5
 BACKOFF_CAP_S = 60.0
+MAX_NODE_FAIL_RETRIES = 1
+# What slurmstepd writes into the job's output when a node of the job fails.
+NODE_FAILURE = r"\*\*\* JOB {job} ON \S+ CANCELLED AT \S+ DUE TO NODE FAILURE"
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -79,6 +85,10 @@ def _settle(
         if code is not None:
             state = states.COMPLETED if code == 0 else states.FAILED
             info.exit_code = f"{code}:0"
+    if states.is_live(state) and entry.get("executor") != "local":
+        event = _requeued_after_node_fail(name, old, entry, info, text, resubmit)
+        if event:
+            return event
     if states.is_live(state):
         entry["state"] = state
         if info.reason:
@@ -107,6 +117,10 @@ def _settle(
         job_id = lifecycle.submit_run(experiment_dir, run, entry, resume=False)
         entry["reason"] = reason
         return {"run": name, "from": old, "to": states.PENDING, "job_id": job_id, "reason": reason}
+    if state == states.NODE_FAIL and run is not None and resubmit:
+        event = _after_node_fail(experiment_dir, run, name, old, entry, info)
+        if event:
+            return event
     reason = oom or info.reason
     if oom:
         state = states.OUT_OF_MEMORY
@@ -118,6 +132,55 @@ def _settle(
     if info.end and info.end not in ("Unknown", "None"):
         entry["ended"] = info.end
     return {"run": name, "from": old, "to": state, "reason": entry.get("reason")}
+
+
+def _after_node_fail(
+    experiment_dir: Path,
+    run: PlannedRun,
+    name: str,
+    old: str | None,
+    entry: dict[str, Any],
+    info: slurm.JobInfo,
+) -> dict[str, Any] | None:
+    """Resubmit once after a node failure (resuming); None when that retry is spent."""
+    retries = int(entry.get("node_fail_retries") or 0)
+    if retries >= MAX_NODE_FAIL_RETRIES or entry.get("executor") == "local":
+        return None
+    why = f"a node of job {info.job_id} failed" + (f" ({info.reason})" if info.reason else "")
+    lifecycle.finish(entry, states.NODE_FAIL, info.exit_code, why)
+    if info.end and info.end not in ("Unknown", "None"):
+        entry["ended"] = info.end
+    job_id = lifecycle.submit_run(experiment_dir, run, entry, resume=True)
+    entry["node_fail_retries"] = retries + 1
+    entry["reason"] = f"{why}; resubmitted once, resuming from the last checkpoint"
+    return {"run": name, "from": old, "to": states.PENDING, "job_id": job_id, "reason": why}
+
+
+def _requeued_after_node_fail(
+    name: str,
+    old: str | None,
+    entry: dict[str, Any],
+    info: slurm.JobInfo,
+    text: str,
+    resubmit: bool,
+) -> dict[str, Any] | None:
+    """SLURM requeued the job itself after a node failure (the script asks `--requeue`): that
+    requeue is the one resubmission; a second node failure cancels the job."""
+    seen = len(re.findall(NODE_FAILURE.format(job=re.escape(info.job_id)), text))
+    if seen <= int(entry.get("node_failures") or 0):
+        return None
+    entry["node_failures"] = seen
+    retries = int(entry.get("node_fail_retries") or 0)
+    why = f"a node of job {info.job_id} failed (NODE_FAIL)"
+    if retries < MAX_NODE_FAIL_RETRIES or not resubmit:
+        entry["node_fail_retries"] = retries + 1
+        entry["state"] = info.state
+        entry["reason"] = f"{why}; SLURM requeued it once, resuming from the last checkpoint"
+        return {"run": name, "from": old, "to": info.state, "reason": entry["reason"]}
+    slurm.cancel(info.job_id)
+    reason = f"{why} again after {retries} resubmission; cancelled, not resubmitted again"
+    lifecycle.finish(entry, states.NODE_FAIL, info.exit_code, reason)
+    return {"run": name, "from": old, "to": states.NODE_FAIL, "reason": reason}
 
 
 def _planned(plan: Plan | None, name: str) -> PlannedRun | None:

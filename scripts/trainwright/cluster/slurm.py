@@ -86,6 +86,13 @@ def submit(script: Path, extra: Sequence[str] = (), export: dict[str, str] | Non
     return parse_parsable(res.stdout)
 
 
+def cancel(job_id: str) -> None:
+    """scancel one job; TrainwrightError when SLURM refuses."""
+    res = _run(["scancel", job_id])
+    if res.returncode != 0:
+        raise TrainwrightError(f"scancel {job_id} failed: {' '.join(res.stderr.split())}")
+
+
 def advice(sbatch_error: str) -> str:
     low = sbatch_error.lower()
     if "partition" in low:
