@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -204,3 +206,50 @@ def test_node_failure_resubmits_once_and_cancel_does_not(
     assert entry["state"] == "CANCELLED" and entry["job_id"] == third, entry
     assert len(entry["attempts"]) == 2, "a cancelled job is not resubmitted"
     assert cluster.run(["squeue", "-h", "-o", "%i"]).stdout.split() == []
+
+
+def _steps_alive(conf: Path) -> list[int]:
+    from support.slurm_cluster import _parents, _pid_alive, _step_of
+
+    return [pid for pid in _parents() if _step_of(pid, conf) and _pid_alive(pid)]
+
+
+@pytest.mark.parametrize("cancel_first", [True, False], ids=["scancel", "daemons-only"])
+def test_teardown_ends_job_steps_and_network(cancel_first: bool) -> None:
+    """The fixture's teardown leaves no slurmstepd, namespace, veth or bridge behind, whether
+    it cancels the jobs first or only stops the daemons (steps outlive slurmd's SIGTERM)."""
+    import tempfile
+
+    from support.slurm_cluster import _missing_requirements, end_jobs
+    from support.slurm_two_nodes import (
+        DIR_PREFIX,
+        namespaces_refused,
+        start_two_nodes,
+        stop_two_nodes,
+    )
+
+    reason = _missing_requirements() or namespaces_refused()
+    if reason:
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+    cluster = start_two_nodes(root)
+    problems: list[str] = []
+    try:
+        script = cluster.workdir / "sleep.sh"
+        script.write_text("#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --mem=100M\nsrun sleep 300\n")
+        args = ["sbatch", "--parsable", "-D", str(cluster.workdir), str(script)]
+        job = cluster.run(args).stdout.strip()
+        assert job, cluster.logs()
+        wait_for(lambda: len(_steps_alive(cluster.conf)) >= 3, 30, "batch + 2 steps", cluster)
+        problems = end_jobs(cluster) if cancel_first else []
+    finally:
+        problems += stop_two_nodes(root)
+    assert problems == []
+    assert _steps_alive(cluster.conf) == []
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    spaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for name in cluster.netns:
+        assert name not in spaces
+    tag = cluster.netns[0].split("-")[1]
+    assert f"twb{tag}" not in links and f"twh{tag}" not in links
+    shutil.rmtree(root, ignore_errors=True)
