@@ -5,9 +5,11 @@
 set -euo pipefail
 
 # Debian packages to install; add to this list (and to REQUIRED_COMMANDS) as needs grow.
-APT_PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client)
+# iproute2 and util-linux: the two-node cluster's namespaces (tests/support/slurm_two_nodes.py).
+APT_PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client iproute2 util-linux)
 # Commands whose presence means the packages above are installed.
-REQUIRED_COMMANDS=(sbatch squeue scontrol sinfo slurmctld slurmd munged munge sshd ssh ssh-keygen)
+REQUIRED_COMMANDS=(sbatch squeue scontrol sinfo slurmctld slurmd munged munge sshd ssh ssh-keygen
+    ip nsenter unshare)
 
 missing=()
 for cmd in "${REQUIRED_COMMANDS[@]}"; do
