@@ -114,3 +114,12 @@ def test_status_asks_no_trigger_word_of_a_text_project(root: Path) -> None:
     out = run_cli("status", "demo", cwd=root).stdout
     assert "intent still needs" not in out and "phase gate 1" in out, out
     assert "next: trainwright gate check demo --gate 1" in out
+
+
+def test_a_very_long_row_warns_but_does_not_block(root: Path) -> None:
+    long = {"text": "word " * 8000}  # 40000 characters, over the 32000 of text_limits.yaml
+    write(root / "notes.jsonl", [{"text": f"row {i}"} for i in range(11)] + [long])
+    intent(root, "Dataset folder=notes.jsonl", "Type=instruct")
+    code, out = gate(root)
+    assert code == 0 and "GO" in out, out
+    assert "1 rows are longer than 32000 characters" in out and "line 12" in out
