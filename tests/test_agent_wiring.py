@@ -210,9 +210,17 @@ def test_settings_whose_permissions_are_not_a_map_are_kept(tmp_path: Path) -> No
 
 # -- result skills -----------------------------------------------------------------------------
 def _apply_a_skill(project: Path) -> str:
-    assert run_cli("registry", "use", "cuda", cwd=project).returncode == 0
     prop = run_cli(
-        "retro", "propose", "--match", "softmax", "--name", "softmax-blocks", "--json", cwd=project
+        "retro",
+        "propose",
+        "--domain",
+        "cuda",
+        "--match",
+        "softmax",
+        "--name",
+        "softmax-blocks",
+        "--json",
+        cwd=project,
     )
     assert prop.returncode == 0, prop.stderr
     skill = next(p for p in json.loads(prop.stdout)["proposals"] if p["kind"] == "skill")
