@@ -163,3 +163,12 @@ def test_bad_input_is_one_line_and_exit_2(project: Path) -> None:
     assert_one_line_error(run_cli("retro", "check", "bin.md", cwd=project), "binary file")
     (project / "empty.md").write_text("")
     assert_one_line_error(run_cli("retro", "check", "empty.md", cwd=project), "empty file")
+
+
+def test_a_table_in_the_summary_is_checked_row_by_row(project: Path) -> None:
+    body = (
+        "## R\n\n**Kernel results**\n\n| Config | time | note |\n|---|---|---|\n"
+        "| BLOCK=4096 | 0.356 ms | best [3] |\n| BLOCK=1024 | 0.5 ms | worst [3] |\n" + SOURCES
+    )
+    code, problems = check(project, "table.md", body)
+    assert (code, problems) == (1, {8: ["0.5 ms is not in [3]"]})

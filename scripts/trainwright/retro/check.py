@@ -19,6 +19,7 @@ scaffold's `Domain: ... Drawn from ...` line):
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -63,6 +64,18 @@ class Source:
     text: str | None
     error: str | None
     line_offset: int = 0
+    _numbers: list[Number] | None = None
+    _folded: str | None = None
+
+    def numbers(self) -> list[Number]:
+        if self._numbers is None:
+            self._numbers = numbers_in(self.text or "")
+        return self._numbers
+
+    def folded(self) -> str:
+        if self._folded is None:
+            self._folded = _fold(self.text or "")
+        return self._folded
 
 
 @dataclass
@@ -95,36 +108,46 @@ def numbers_in(text: str) -> list[Number]:
     return out
 
 
-def _close(a: float, ta: float, b: float, tb: float) -> bool:
-    return abs(a - b) <= max(ta, tb) * (1 + 1e-9)
-
-
 def _decimal(factor: float) -> bool:
     """A power of ten: GB/s and TB/s rescale a bare number; GiB/s would match it by chance."""
     exp = math.log10(factor)
     return abs(exp - round(exp)) < 1e-9
 
 
-def supported(claim: Number, pool: list[Number]) -> bool:
-    """Whether `claim` is one of `pool` up to unit, format and the precision it is written to."""
-    kind = UNITS[claim.unit][0] if claim.unit else None
-    rescaled = [(claim.value, claim.tol)]
-    if kind:  # 3.02 TB/s against a bare 3020 under a `(GB/s)` header
+class Pool:
+    """The numbers of the cited sources, sorted for lookups: as written, and per unit kind."""
+
+    def __init__(self, numbers: list[Number]) -> None:
+        self.raw = sorted(n.value for n in numbers)
+        self.bare = sorted(n.value for n in numbers if n.unit is None)
+        self.percent = sorted(n.value for n in numbers if n.unit == "%")
+        kinds: dict[str, list[float]] = {}
+        for n in numbers:
+            if n.unit:
+                kinds.setdefault(UNITS[n.unit][0], []).append(n.base()[0])
+        self.kinds = {k: sorted(v) for k, v in kinds.items()}
+
+    @staticmethod
+    def _near(values: list[float], value: float, tol: float) -> bool:
+        """A value within `tol` of `value`: the claim's precision decides, not the source's."""
+        slack = tol * (1 + 1e-9) + 1e-12 * abs(value)
+        i = bisect.bisect_left(values, value - slack)
+        return i < len(values) and values[i] <= value + slack
+
+    def supports(self, claim: Number) -> bool:
+        """Whether `claim` is among the numbers up to unit, format and its written precision."""
+        if claim.unit is None:
+            return self._near(self.raw, claim.value, claim.tol) or self._near(
+                self.percent, claim.value * 100, claim.tol * 100
+            )
+        kind = UNITS[claim.unit][0]
         base, btol = claim.base()
-        rescaled += [(base / f, btol / f) for k, f in UNITS.values() if k == kind and _decimal(f)]
-    if kind == "percent":
-        rescaled.append((claim.value / 100, claim.tol / 100))
-    for src in pool:
-        skind = UNITS[src.unit][0] if src.unit else None
-        if kind and skind:
-            if kind == skind and _close(*claim.base(), *src.base()):
-                return True
-            continue
-        if any(_close(v, t, src.value, src.tol) for v, t in rescaled):
+        if self._near(self.kinds.get(kind, []), base, btol):
             return True
-        if skind == "percent" and _close(claim.value * 100, claim.tol * 100, src.value, src.tol):
-            return True
-    return False
+        bare = [(base / f, btol / f) for k, f in UNITS.values() if k == kind and _decimal(f)]
+        if kind == "percent":
+            bare.append((claim.value / 100, claim.tol / 100))
+        return any(self._near(self.bare, v, t) for v, t in bare)
 
 
 def _fold(text: str) -> str:
@@ -218,9 +241,18 @@ def _absence(line: str, cited: list[Source]) -> list[str]:
     return out
 
 
+def _layout(line: str, nxt: str) -> bool:
+    """Lines that state nothing: the scaffold's Domain line, a table's header and rule, a bold
+    or `Label:` line standing as a heading."""
+    if META.match(line) or markdown.ALIGN.match(line) or markdown.ALIGN.match(nxt):
+        return True
+    return bool(markdown.BOLD_LINE.match(line) or markdown.LABEL_LINE.match(line))
+
+
 def check_lines(summary: Summary, bases: list[Path]) -> tuple[int, list[Finding]]:
     """(lines checked, the unsupported ones with what is unsupported)."""
     cache: dict[int, Source] = {}
+    pools: dict[tuple[int, ...], Pool] = {}
 
     def source(n: int) -> Source | None:
         if n not in summary.sources:
@@ -246,7 +278,8 @@ def check_lines(summary: Summary, bases: list[Path]) -> tuple[int, list[Finding]
                 checked += 1
                 found.append(Finding(num, line, [listed.error]))
             continue
-        if fence or not line or section in EXEMPT or META.match(line) or markdown.ALIGN.match(line):
+        nxt = summary.lines[num] if num < len(summary.lines) else ""
+        if fence or not line or section in EXEMPT or _layout(line, nxt):
             continue
         checked += 1
         cites = [int(n) for g in CITE.findall(line) for n in g.split(",")]
@@ -268,27 +301,28 @@ def check_lines(summary: Summary, bases: list[Path]) -> tuple[int, list[Finding]
         elif not cites:
             problems.append("cites no source")
         elif readable:
-            problems += _unsupported(line, readable)
+            key = tuple(s.number for s in readable)
+            if key not in pools:
+                pools[key] = Pool([n for s in readable for n in s.numbers()])
+            problems += _unsupported(line, readable, pools[key])
         if problems:
             found.append(Finding(num, line, problems))
     return checked, found
 
 
-def _unsupported(line: str, sources: list[Source]) -> list[str]:
+def _unsupported(line: str, sources: list[Source], pool: Pool) -> list[str]:
     body = COUNT.sub(" ", LEAD.sub("", CITE.sub(" ", line)))
-    pool = [n for s in sources for n in numbers_in(s.text or "")]
     where = ", ".join(f"[{s.number}]" for s in sources)
     out = []
     for m in NUMBER.finditer(body):
         claim = numbers_in(m.group(0))
-        if claim and not supported(claim[0], pool):
+        if claim and not pool.supports(claim[0]):
             unit = m.group("unit") if claim[0].unit else ""
             gap = "" if unit in ("", "%") else " "
             out.append(f"{m.group('num')}{gap}{unit} is not in {where}")
-    folded = " ".join(_fold(s.text or "") for s in sources)
     for m in QUOTED.finditer(body):
         phrase = m.group(1) or m.group(2)
-        if _fold(phrase) not in folded:
+        if not any(_fold(phrase) in s.folded() for s in sources):
             out.append(f'"{phrase}" is not in {where}')
     return out
 
