@@ -35,7 +35,7 @@ def instruct_rows() -> list[dict[str, str]]:
         {"input": ask.format(a=a, op=op, b=b), "output": f"{a} {op} {b} is {fn(a, b)}."}
         for a in NUMBERS
         for b in range(0, 15, 2)
-        for ask, (op, fn) in zip(ASKS, OPS.items())
+        for ask, (op, fn) in zip(ASKS, OPS.items(), strict=True)
     ]
     rows += [{"input": q, "output": a} for q, a, _ in _pairs()]
     return rows
