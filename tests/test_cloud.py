@@ -99,7 +99,7 @@ def test_up_ls_down_round_trip(cp: CloudProject, provider: str, offer: str) -> N
     before = cp.studio.read_text()
     up = _up(cp, "--json", provider=provider, offer=offer)
     rec = _json(up)
-    assert "at most $" in up.stderr and "deadline" in up.stderr  # the cost was shown first
+    assert "at most $" in up.stderr and "deadline" in up.stderr  # the cost, beside the JSON
     assert rec["Status"] == "RUNNING" and rec["Provider"] == provider
     assert rec["not_built"]  # the instance-side steps are named, not pretended
     text = cp.studio.read_text()
@@ -262,3 +262,40 @@ def test_watchdog_powers_off_without_a_working_credential(cp: CloudProject, tmp_
     nocred.mkdir()
     assert _watchdog(cp, nocred, TW_PROVIDER="runpod").returncode == 0
     assert (nocred / "powered-off").exists()
+
+
+@pytest.mark.parametrize("answer,rented", [("n", False), ("y", True)])
+def test_up_asks_the_person_at_the_terminal(cp: CloudProject, answer: str, rented: bool) -> None:
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainwright",
+            "cloud",
+            "up",
+            "demo",
+            "--provider",
+            "vast",
+            "--offer",
+            "31000222",
+            "--max-hours",
+            "1",
+        ],
+        cwd=cp.root,
+        env=cp.env,
+        stdin=child,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(child)
+    os.write(main, f"{answer}\n".encode())
+    out, err = proc.communicate(timeout=60)
+    os.close(main)
+    assert "start it?" in err and "at most $" in out
+    assert proc.returncode == (0 if rented else 2), err
+    assert bool(cp.fake.instances) is rented
+    assert ("### Instance: vast-" in cp.studio.read_text()) is rented

@@ -21,7 +21,7 @@ from trainwright.cloud.base import Instance, ProviderError
 from trainwright.cloud.estimate import RunEstimate, billed, from_config
 from trainwright.errors import TrainwrightError
 from trainwright.numeric import Positive
-from trainwright.output import emit, json_option
+from trainwright.output import emit, json_option, wants_json
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
 
@@ -225,8 +225,9 @@ def render_plan(p: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _confirm(plan_text: str, yes: bool) -> None:
-    click.echo(plan_text, err=True)
+def _confirm(plan_text: str, yes: bool, as_json: bool) -> None:
+    """Show the cost (on stdout; stderr under --json) and ask the person at the terminal."""
+    click.echo(plan_text, err=wants_json(as_json))
     if yes:
         return
     if not sys.stdin.isatty():
@@ -483,7 +484,7 @@ def up_cmd(
     """Rent an instance for project NAME after showing its cost; record it in studio.md."""
     g = _grimoire(ctx)
     plan = plan_up(g, name, provider, offer_id, max_hours)
-    _confirm(render_plan(plan), yes)
+    _confirm(render_plan(plan), yes, as_json)
     emit(start(g, plan), as_json, render_started)
 
 
