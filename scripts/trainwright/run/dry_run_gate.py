@@ -17,7 +17,7 @@ from pathlib import Path
 
 from trainwright.clock import file_stamp
 from trainwright.errors import TrainwrightError
-from trainwright.run import failures
+from trainwright.run import failures, oom_kills
 from trainwright.run.child import run_child
 from trainwright.run.launch_target import config_files, load_plan
 from trainwright.run.logs import read_log
@@ -86,7 +86,9 @@ def check(g: Grimoire, project: str) -> GateResult:
     cmd = plan.command(max_steps=steps, save=False)
     with open(log, "wb") as fh:
         fh.write(f"=== trainwright dry run: {steps} steps, batch {plan.batch} ===\n".encode())
+        before = oom_kills.snapshot()
         result = run_child(cmd, plan.folder, [fh], timeout)
+    oom_kill = oom_kills.killed_by_oom(before, oom_kills.snapshot())
     state = read_log(log, plan.log_format, plan.line_parser)
     done = len([p for p in state.points.values()])
     record: dict[str, object] = {"Steps completed": done, "Log": LOG_NAME}
@@ -124,7 +126,7 @@ def check(g: Grimoire, project: str) -> GateResult:
     else:
         failure = failures.classify(
             result.text, result.returncode, plan.batch, project=project,
-            config=hints.config_command(g, project),
+            config=hints.config_command(g, project), oom_kill=oom_kill,
         )
     record["Failure kind"] = failure.kind
     reason = failure.message + (f" ({failure.evidence})" if failure.evidence else "")
