@@ -7,6 +7,8 @@ entry is `log.md#L<line>`, the entry whose heading is on that line.
 
 For each line outside the Sources, Not read and Read these yourself sections (and the
 scaffold's `Domain: ... Drawn from ...` line):
+- a placeholder of the `retro summarize` scaffold (`nothing structured: read the passages of
+  [1]`) is listed until the agent replaces it with what the passages say;
 - a line that says no source records X (`No source records X`, `none recorded`, `nothing
   recorded`) is an absence: it is unsupported when a source mentions X, or, for a bare `none
   recorded`, when a source has passages no rule could structure;
@@ -29,8 +31,7 @@ from typing import Any
 from trainwright.errors import TrainwrightError
 from trainwright.retro import markdown
 from trainwright.retro.collect import log_sections
-from trainwright.retro.domains import _data as domain_data
-from trainwright.retro.domains import focus, norm_key
+from trainwright.retro.domains import domain_names, focus, norm_key
 from trainwright.retro.passages import find as find_passages
 from trainwright.retro.reading import Unread, read_text
 from trainwright.retro.values import NUMBER, UNITS
@@ -47,6 +48,7 @@ ABSENT_OF = re.compile(
     re.I,
 )
 ABSENT = re.compile(r"\b(?:none|nothing) (?:was )?recorded\b|\bnot recorded\b", re.I)
+PLACEHOLDER = re.compile(r"nothing structured: read the passages|may record them \(read them")
 LINE_REF = re.compile(r"^(?P<file>.+)#L(?P<line>\d+)$")
 
 
@@ -201,8 +203,8 @@ def _open_source(number: int, rel: str, bases: list[Path]) -> Source:
 def _terms(subject: str) -> list[str]:
     """What counts as a mention of `subject`: the words, or a focus group's keys and aliases."""
     name = norm_key(subject)
-    terms = [name, name.rstrip("s")] if name else []
-    for dom in domain_data()["domains"]:
+    terms = [name, name[:-1] if name.endswith("s") and not name.endswith("ss") else name]
+    for dom in domain_names():
         fcs = focus(dom)
         if name in fcs.groups:
             for member in fcs.groups[name]:
@@ -295,7 +297,12 @@ def check_lines(summary: Summary, bases: list[Path]) -> tuple[int, list[Finding]
                 problems.append(f"cites [{n}], which is not a source ({listed})")
         problems += [s.error for s in known if s.error]
         readable = [s for s in known if s.text is not None]
-        if ABSENT_OF.search(line) or ABSENT.search(line):
+        if PLACEHOLDER.search(line):
+            problems.append(
+                "a scaffold placeholder: read the passages it names, then write what they say "
+                "(or none recorded)"
+            )
+        elif ABSENT_OF.search(line) or ABSENT.search(line):
             pool = readable or [s for n in summary.sources if (s := source(n)) and s.text]
             problems += _absence(line, pool)
         elif not cites:
