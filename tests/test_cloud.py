@@ -299,3 +299,46 @@ def test_up_asks_the_person_at_the_terminal(cp: CloudProject, answer: str, rente
     assert proc.returncode == (0 if rented else 2), err
     assert bool(cp.fake.instances) is rented
     assert ("### Instance: vast-" in cp.studio.read_text()) is rented
+
+
+def test_two_ups_at_once_rent_one_instance(cp: CloudProject) -> None:
+    args = [
+        sys.executable,
+        "-m",
+        "trainwright",
+        "cloud",
+        "up",
+        "demo",
+        "--provider",
+        "vast",
+        "--offer",
+        "31000222",
+        "--max-hours",
+        "1",
+        "--yes",
+    ]
+    procs = [
+        subprocess.Popen(
+            args,
+            cwd=cp.root,
+            env=cp.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    assert "already has a running instance" in next(err for rc, err in results if rc == 2)
+    assert len(cp.fake.instances) == 1
+    assert cp.studio.read_text().count("### Instance: vast-") == 1
+
+
+def test_ls_without_any_key_says_nobody_was_asked(cp: CloudProject) -> None:
+    (cp.home / ".config" / "vastai" / "vast_api_key").unlink()
+    (cp.home / ".runpod" / "config.toml").unlink()
+    proc = cp.run("cloud", "ls")
+    assert proc.returncode == 0 and "no provider was asked" in proc.stdout
+    assert cp.fake.calls == []

@@ -22,6 +22,7 @@ from trainwright.cloud.estimate import RunEstimate, billed, from_config
 from trainwright.errors import TrainwrightError
 from trainwright.numeric import Positive
 from trainwright.output import emit, json_option, wants_json
+from trainwright.state.atomic import locked
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
 
@@ -241,8 +242,19 @@ def _confirm(plan_text: str, yes: bool, as_json: bool) -> None:
 
 def start(g: Grimoire, plan: dict[str, Any]) -> dict[str, Any]:
     mod = cloud.get(plan["provider"])
-    offer = plan["offer"]
     label = f"{LABEL_PREFIX}{plan['project']}"
+    with locked(g.project_dir(plan["project"])):  # two `up`s at once: the second sees the first
+        busy = running_for(g, plan["project"])
+        if busy:
+            raise TrainwrightError(
+                f"project {plan['project']!r} already has a running instance: "
+                f"{describe(busy[0])}; nothing more was rented"
+            )
+        return _create_and_record(g, mod, plan, label)
+
+
+def _create_and_record(g: Grimoire, mod: Any, plan: dict[str, Any], label: str) -> dict[str, Any]:
+    offer = plan["offer"]
     inst = mod.create(offer["id"], label)
     started = records.now()
     deadline = started + _dt.timedelta(hours=plan["max_hours"])
@@ -401,7 +413,12 @@ def list_running(g: Grimoire, provider: str | None) -> dict[str, Any]:
         for r in recs
         if r.running and r.provider in asked and (r.provider, r.id) not in seen
     ]
-    return {"running": running, "unknown_to_provider": unknown, "not_asked": unasked}
+    return {
+        "asked": sorted(asked),
+        "running": running,
+        "unknown_to_provider": unknown,
+        "not_asked": unasked,
+    }
 
 
 def render_ls(d: dict[str, Any]) -> str:
@@ -413,8 +430,10 @@ def render_ls(d: dict[str, Any]) -> str:
             f"{r['provider']} {r['id']}  {r['state']}  {r['gpu']}  project {r['project']}"
             f"  deadline {r['deadline'] or '?'}{cost}{where}"
         )
-    if not lines:
-        lines.append("no instance started by the pack is running (asked the providers)")
+    if not lines and d["asked"]:
+        lines.append(f"no instance started by the pack is running (asked {', '.join(d['asked'])})")
+    elif not lines:
+        lines.append("no provider was asked: no API key is set up and studio.md lists none running")
     for u in d["unknown_to_provider"]:
         lines.append(
             f"studio.md lists '{u['entry']}' as RUNNING but {u.get('Provider')} does not know "

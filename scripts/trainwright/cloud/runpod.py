@@ -205,7 +205,11 @@ def create(offer_id: str, label: str) -> Instance:
     )
     if not reply or not reply.get("id"):
         raise offer_gone(LABEL, str(offer_id), "no pod was created")
-    return status(str(reply["id"])) or Instance(NAME, str(reply["id"]), "CREATED", label=label)
+    new_id = str(reply["id"])
+    try:
+        return status(new_id) or Instance(NAME, new_id, "CREATED", label=label)
+    except ProviderError:  # it exists and must be recorded: its details can wait
+        return Instance(NAME, new_id, "CREATED", label=label)
 
 
 def status(instance_id: str) -> Instance | None:

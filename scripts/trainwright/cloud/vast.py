@@ -190,7 +190,10 @@ def create(offer_id: str, label: str) -> Instance:
         detail = (reply or {}).get("msg") if isinstance(reply, dict) else reply
         raise offer_gone(LABEL, str(offer_id), str(detail or "no instance was created"))
     new_id = str(reply["new_contract"])
-    return status(new_id) or Instance(provider=NAME, id=new_id, state="loading", label=label)
+    try:
+        return status(new_id) or Instance(NAME, new_id, "loading", label=label)
+    except ProviderError:  # it exists and must be recorded: its details can wait
+        return Instance(NAME, new_id, "loading", label=label)
 
 
 def status(instance_id: str) -> Instance | None:
