@@ -181,3 +181,22 @@ def test_a_table_in_the_summary_is_checked_row_by_row(project: Path) -> None:
     )
     code, problems = check(project, "table.md", body)
     assert (code, problems) == (1, {8: ["0.5 ms is not in [3]"]})
+
+
+def test_none_recorded_stands_when_the_passages_hold_nothing_of_the_kind(project: Path) -> None:
+    body = (
+        "## R\n\n### What failed\n- nothing recorded as failed [1]\n"
+        "- nothing recorded as failed [2]\n\n### Open questions\n- none recorded [1]\n" + SOURCES
+    )
+    code, problems = check(project, "honest.md", body)
+    assert code == 1
+    assert problems == {  # the loss spike of [1] and the divergence of [2]; no question in [1]
+        4: [
+            "says nothing was recorded, but source 1 has passages no rule structured "
+            "(lines 6-8): read them"
+        ],
+        5: [
+            "says nothing was recorded, but source 2 has passages no rule structured "
+            "(lines 3-6): read them"
+        ],
+    }

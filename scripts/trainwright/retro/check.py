@@ -11,7 +11,8 @@ scaffold's `Domain: ... Drawn from ...` line):
   [1]`) is listed until the agent replaces it with what the passages say;
 - a line that says no source records X (`No source records X`, `none recorded`, `nothing
   recorded`) is an absence: it is unsupported when a source mentions X, or, for a bare `none
-  recorded`, when a source has passages no rule could structure;
+  recorded`, when a source has passages no rule could structure that may hold what the section
+  denies (a failure under What failed, a question under Open questions, anything elsewhere);
 - any other line must cite a source, every cited number must be listed under Sources and
   readable, and every number and every double-quoted phrase of the line must appear in the cited
   sources. Numbers match across formats and units (3.02 TB/s = 3,020 GB/s, 90% = 0.9, 2e-4 =
@@ -31,7 +32,13 @@ from typing import Any
 from trainwright.errors import TrainwrightError
 from trainwright.retro import markdown
 from trainwright.retro.collect import log_sections
-from trainwright.retro.domains import domain_names, focus, norm_key
+from trainwright.retro.domains import (
+    domain_names,
+    error_patterns,
+    focus,
+    norm_key,
+    role_of_heading,
+)
 from trainwright.retro.passages import find as find_passages
 from trainwright.retro.reading import Unread, read_text
 from trainwright.retro.values import NUMBER, UNITS
@@ -223,7 +230,22 @@ def _mention(terms: list[str], src: Source) -> str | None:
     return None
 
 
-def _absence(line: str, cited: list[Source]) -> list[str]:
+QUESTION_WORDS = ("?", "todo", "to do", "next step", "open question", "unclear", "not sure")
+
+
+def _relevant(section: str, text: str) -> bool:
+    """Whether a passage may hold what a `none recorded` under `section` denies: failures for
+    What failed, questions for Open questions, anything for the other sections."""
+    role = role_of_heading(section)
+    low = text.lower()
+    if role == "failed":
+        return any(w in low for w in (*error_patterns(), "fail", "too high", "too low", "worse"))
+    if role == "questions":
+        return any(w in low for w in QUESTION_WORDS)
+    return True
+
+
+def _absence(line: str, cited: list[Source], section: str) -> list[str]:
     m = ABSENT_OF.search(line)
     if m:
         subject = m.group("x").strip()
@@ -231,7 +253,9 @@ def _absence(line: str, cited: list[Source]) -> list[str]:
         return [f"says no source records {subject}, but {h}" for h in hits]
     out = []
     for s in cited:
-        spans = find_passages(s.text or "", s.line_offset)
+        spans = [
+            p for p in find_passages(s.text or "", s.line_offset) if _relevant(section, p.text)
+        ]
         if spans:
             where = ", ".join(
                 str(p.start) if p.start == p.end else f"{p.start}-{p.end}" for p in spans[:5]
@@ -304,7 +328,7 @@ def check_lines(summary: Summary, bases: list[Path]) -> tuple[int, list[Finding]
             )
         elif ABSENT_OF.search(line) or ABSENT.search(line):
             pool = readable or [s for n in summary.sources if (s := source(n)) and s.text]
-            problems += _absence(line, pool)
+            problems += _absence(line, pool, section)
         elif not cites:
             problems.append("cites no source")
         elif readable:
