@@ -33,6 +33,7 @@ On a cluster (`trainwright runs ...`)
     cluster_launch(run, run_dir, config, python, launcher) -> Launch (backends/common.py)
     MAX_PROCESSES=None, CLUSTER_DEFAULTS, cluster_problems(config, path)=[],
     validate(path)=None, model_problem(model)=None
+    MULTI_NODE=False          with MAX_PROCESSES: that many per node, over several nodes
 
 Adding a trainer is adding one module here; nothing else lists them.
 """
