@@ -2,8 +2,8 @@
 
 Quick tests: what the config writer emits for it (component builders at the catalog's widths,
 the special-tokens file, device cpu) and which plans may run on the CPU. Slow tests: the model
-built by `python -m trainwright.demo.tiny_tune`, the configs that `trainwright config --backend
-torchtune` writes run by the real `tune run` (LoRA, full, QLoRA) from a `trainwright init`
+built by `python -m trainwright.backends.torchtune_tiny`, the configs that `trainwright config
+--backend torchtune` writes run by the real `tune run` (LoRA, full, QLoRA) from a `trainwright init`
 project, and `trainwright dry-run` (Gate 4) on it.
 """
 
@@ -53,7 +53,7 @@ def test_writer_emits_component_builder_with_catalog_widths() -> None:
 
 def test_only_cpu_sized_models_may_plan_cpu() -> None:
     assert tt.cpu_problem("tiny-llm") is None
-    assert "trains llama3.2-1b on GPUs" in (tt.cpu_problem("llama3.2-1b") or "")
+    assert "needs GPUs for llama3.2-1b" in (tt.cpu_problem("llama3.2-1b") or "")
 
 
 def test_missing_checkpoint_and_tokenizer_files_are_named(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A `trainwright init` project with the catalog's tiny-llm built into llm/ (the way a person
-builds it: `python -m trainwright.demo.tiny_tune llm` from the project root) and a project
-`demo` whose intent names tiny-llm and llm/data/instruct.json, and studio.md the model folder."""
+builds it: `python -m trainwright.backends.torchtune_tiny llm` from the project root) and a
+project `demo` whose intent names tiny-llm and llm/data/instruct.json, and studio.md the model
+folder."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def ok(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
 def make_tune_project(root: Path) -> Path:
     ok(run_cli("init", str(root)))
     built = subprocess.run(
-        [sys.executable, "-m", "trainwright.demo.tiny_tune", "llm"],
+        [sys.executable, "-m", "trainwright.backends.torchtune_tiny", "llm"],
         cwd=root, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr

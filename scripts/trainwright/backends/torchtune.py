@@ -310,13 +310,10 @@ def render(plan: TrainingPlan) -> dict[str, str]:
 
 
 def check_keys(files: dict[str, str]) -> list[str]:
-    """Cheap structural check, and the checkpoint and tokenizer files it names; the real check
-    is `tune validate` (validate() below)."""
+    """Cheap structural check; the real one is `tune validate` (validate() below)."""
     cfg = yaml.safe_load(files[CONFIG_FILE])
     needed = ("model", "tokenizer", "checkpointer", "dataset", "optimizer", "loss", "epochs")
-    return [f"{CONFIG_FILE}: '{k}' is missing" for k in needed if k not in cfg] + missing_files(
-        cfg, CONFIG_FILE
-    )
+    return [f"{CONFIG_FILE}: '{k}' is missing" for k in needed if k not in cfg]
 
 
 def validate(path: Path | str, timeout: float = 300) -> tuple[bool, str]:
@@ -478,11 +475,11 @@ def model_problem(name: str) -> str | None:
 
 def cpu_problem(name: str) -> str | None:
     """Why a `GPUs: cpu` run of `name` cannot train (None for tiny-llm and its kind)."""
-    if model_problem(name) or model_runs_on_cpu(name):
+    if not model_problem(name) and model_runs_on_cpu(name):
         return None
     return (
-        f"torchtune trains {name} on GPUs; only a small model written as a component builder "
-        "(tiny-llm) trains on the CPU"
+        f"torchtune needs GPUs for {name}; on the CPU it trains only a small model written as a "
+        "component builder (tiny-llm)"
     )
 
 

@@ -12,15 +12,15 @@ from trainwright.cluster.runs_plan import Plan, PlannedRun, read_plan
 def check_run(run: PlannedRun) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     backend = adapter(run.backend)
+    if run.trains and run.on_cpu and hasattr(backend, "cpu_problem"):
+        problem = backend.cpu_problem(run.model)  # some of its models train on the CPU
+        if problem:
+            problems.append(("gpus", problem))
     checks_model = run.trains or getattr(backend, "BASE_RUNS_USE_IT", False)
     if checks_model and hasattr(backend, "model_problem"):
         problem = backend.model_problem(run.model)
         if problem:
             problems.append(("model", problem))
-    if run.trains and run.gpus is None and hasattr(backend, "cpu_problem"):
-        problem = backend.cpu_problem(run.model)  # some of its models train on the CPU
-        if problem:
-            problems.append(("gpus", problem))
     limit = max_processes(run.backend)
     # MULTI_NODE: one process per node, data-parallel over the nodes (torchrun).
     nodes_ok = run.nodes == 1 or getattr(backend, "MULTI_NODE", False)

@@ -60,6 +60,7 @@ class PlannedRun:
     sweep: str | None = None
     notes: str = ""
     extra: dict[str, str] = field(default_factory=dict)  # columns trainwright does not know
+    on_cpu: bool = False  # the GPUs cell says cpu
 
     def extra_value(self, *names: str) -> str | None:
         wanted = {norm_header(n) for n in names}
@@ -277,6 +278,7 @@ def _build(
         sweep=row.get("sweep")[0],
         notes=row.get("notes")[0] or "",
         extra=dict(entry.extra),
+        on_cpu=(row.get("gpus")[0] or "").lower() == "cpu",
     )
 
 

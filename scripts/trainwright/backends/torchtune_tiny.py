@@ -11,7 +11,7 @@ uses its fixed ids 151643+, which overflow a 512-row embedding.
 `make_dataset(path)` writes a few hundred instruction rows (input / output) as a JSON list, the
 shape `torchtune.datasets.instruct_dataset(source="json")` loads.
 
-Run: `python -m trainwright.demo.tiny_tune FOLDER` writes FOLDER/model and FOLDER/data.
+Run: `python -m trainwright.backends.torchtune_tiny FOLDER` writes FOLDER/model and FOLDER/data.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def make_model(folder: Path | str, seed: int = 0) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m trainwright.demo.tiny_tune FOLDER", file=sys.stderr)
+        print("usage: python -m trainwright.backends.torchtune_tiny FOLDER", file=sys.stderr)
         return 2
     folder = Path(args[0])
     model = make_model(folder / "model")
