@@ -144,3 +144,29 @@ def test_dry_run_runs_torchtune_for_a_few_steps(project: Path) -> None:
     log = (root / "grimoire" / "training" / "demo" / "dry-run.log").read_text()
     assert "1|3|Loss: " in log and "LoRAFinetuneRecipeSingleDevice" in log, out
     assert not (root / "grimoire" / "training" / "demo" / "output").exists()
+
+
+@pytest.mark.slow
+def test_tune_missing_is_a_clear_error(project: Path, tmp_path: Path) -> None:
+    """An interpreter of the same environment with no `tune` beside it, and none on PATH."""
+    import os
+    import sys
+
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("needs a virtual environment to make a copy without tune")
+    bare = tmp_path / "bare"
+    (bare / "bin").mkdir(parents=True)
+    (bare / "bin" / "python").symlink_to(sys.executable)
+    shutil.copy(Path(sys.prefix) / "pyvenv.cfg", bare / "pyvenv.cfg")
+    (bare / "lib").symlink_to(Path(sys.prefix) / "lib")
+    ok(run_cli("config", "--project", "demo", "--backend", "torchtune", cwd=project))
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [str(bare / "bin" / "python"), "-m", "trainwright", "dry-run", "demo"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"trainwright: error: torchtune's `tune` command is not installed beside "
+        f"{bare / 'bin' / 'python'} or on PATH: pip install 'trainwright[tune]'"
+    ]

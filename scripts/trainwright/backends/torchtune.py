@@ -358,7 +358,12 @@ def command(
     gpus: int = 1,
 ) -> list[str]:
     recipe = _recipe_of(config)
-    tune = shutil.which("tune", path=str(Path(sys.executable).parent)) or "tune"
+    tune = shutil.which("tune", path=str(Path(sys.executable).parent)) or shutil.which("tune")
+    if not tune:
+        raise TrainwrightError(
+            f"torchtune's `tune` command is not installed beside {sys.executable} or on PATH: "
+            f"{INSTALL['install']}"
+        )
     cmd = [tune, "run"]
     if gpus > 1 or recipe.endswith("_distributed"):
         cmd += ["--nproc_per_node", str(max(gpus, 2))]
