@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import tomllib
 import yaml
 
+from support import simpletuner_venv
 from trainwright import backends
 from trainwright.backends import ai_toolkit, kohya, simpletuner
 from trainwright.backends.common import data
@@ -115,16 +117,88 @@ def test_simpletuner_names_come_from_the_package() -> None:
     assert {"sdxl", "flux", "sd3", "sd1x"} <= set(names["options"]["model_family"])
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("simpletuner") is None,
-    reason="simpletuner is not installable beside torchtune: SimpleTuner 3.1.6 (the last release "
-    "for Python 3.11) requires torchao>=0.14.1, torchtune 0.6.1 needs torchao 0.10.0",
-)
-def test_simpletuner_own_parser_accepts_the_config() -> None:  # pragma: no cover - not installed
-    from simpletuner.helpers.configuration.cmd_args import get_argument_parser
+def _write_project(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
 
+
+@pytest.fixture(scope="module")
+def simpletuner_own_check(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every model x optimizer project, plus two broken ones, through SimpleTuner's own code in
+    its own venv (support/simpletuner_venv.py builds it once per machine): one subprocess."""
+    try:
+        python = simpletuner_venv.ensure()
+    except simpletuner_venv.BuildError as exc:
+        message = f"SimpleTuner's venv could not be built ({simpletuner_venv.venv_dir()}): {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("simpletuner")
+    projects = []
+    for model in IMAGE_MODELS:
+        for optimizer in OPTIMIZERS:
+            files = backends.render_settings(
+                simpletuner, model=model, project="p", optimizer=optimizer
+            )
+            projects.append(_write_project(root / f"{model}-{optimizer}", files))
     files = backends.render_settings(simpletuner, model="sdxl", project="p")
-    get_argument_parser().parse_args(_as_flags(json.loads(files[simpletuner.CONFIG_FILE])))
+    typo = json.loads(files[simpletuner.CONFIG_FILE]) | {"lora_rnak": 4}
+    typo_files = {**files, simpletuner.CONFIG_FILE: json.dumps(typo)}
+    projects.append(_write_project(root / "typo", typo_files))
+    entries = json.loads(files[simpletuner.BACKENDS_FILE])
+    entries[0]["maximum_image_size"] = 2048  # without target_downsample_size
+    bad = {**files, simpletuner.BACKENDS_FILE: json.dumps(entries)}
+    projects.append(_write_project(root / "bad-backend", bad))
+    proc = subprocess.run(
+        [str(python), str(simpletuner_venv.CHECK_SCRIPT), *map(str, projects)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("SIMPLETUNER-CHECK ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    report = json.loads(lines[-1].split(" ", 1)[1])
+    report["by_name"] = {Path(r["project"]).name: r for r in report["projects"]}
+    return report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", IMAGE_MODELS)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_simpletuner_own_parser_accepts_the_config(
+    simpletuner_own_check: dict, model: str, optimizer: str
+) -> None:
+    result = simpletuner_own_check["by_name"][f"{model}-{optimizer}"]
+    assert result["unknown"] == [] and result["parse_error"] is None, result
+    assert [b["id"] for b in result["backends"]] == ["p-images", "text-embeds"]
+    assert all(b["error"] is None for b in result["backends"]), result["backends"]
+
+
+@pytest.mark.slow
+def test_simpletuner_own_parser_refuses_what_it_does_not_know(simpletuner_own_check: dict) -> None:
+    typo = simpletuner_own_check["by_name"]["typo"]
+    assert typo["unknown"] == ["--lora_rnak=4"] and typo["parse_error"], typo
+    backend = simpletuner_own_check["by_name"]["bad-backend"]
+    assert backend["parse_error"] is None
+    assert "target_downsample_size" in (backend["backends"][0]["error"] or ""), backend["backends"]
+
+
+@pytest.mark.slow
+def test_simpletuner_names_agree_with_its_parser(simpletuner_own_check: dict) -> None:
+    """The names file trainwright checks against holds exactly the parser's options; its choices
+    are the parser's, except the optimizer list (the parser takes any string, SimpleTuner checks
+    the name at start) and the precision levels a CUDA machine adds to what this CPU one offers."""
+    parser = dict(simpletuner_own_check["parser"])
+    parser.pop("help")
+    names = data("simpletuner-names")
+    assert set(names["options"]) | set(names["aliases"]) == set(parser)
+    for option, choices in names["options"].items():
+        if option == "optimizer":
+            assert parser[option] == [] and choices == names["optimizers"]
+        elif "no_change" in choices:
+            assert set(parser[option]) < set(choices), option
+        else:
+            assert sorted(choices) == parser[option], option
 
 
 @pytest.mark.parametrize("mod", [kohya, ai_toolkit, simpletuner])

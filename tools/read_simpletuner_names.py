@@ -3,14 +3,24 @@
     .venv/bin/pip download simpletuner==3.1.6 --no-deps -d /tmp/st
     .venv/bin/python tools/read_simpletuner_names.py /tmp/st/simpletuner-3.1.6-py3-none-any.whl
 
-Writes resources/backends/simpletuner-names.yaml. The wheel is read, not installed: SimpleTuner
-3.1.6 (the last release for Python 3.11; 3.2+ need 3.12) requires torchao>=0.14.1, which cannot
-live beside torchtune 0.6.1's torchao 0.10.0 in one environment, and importing its parser pulls in
-its whole web service (fastapi, torchvision, ...). The names come from the same declarations its
-argument parser is built from (simpletuner_sdk/server/services/field_registry/sections/*.py:
-every ConfigField's arg_name and aliases; choices where they are literal lists), the optimizer
-names from helpers/training/optimizer_param.py, and the data-backend keys from every
-`backend.get("key")` / `backend["key"]` in helpers/data_backend/.
+Writes resources/backends/simpletuner-names.yaml. With a second argument, the JSON that
+tests/support/simpletuner_check.py prints when run with no project in SimpleTuner's own venv,
+the option names and choices come from its built argument parser instead, which also holds the
+options and choices the sources make in loops or at run time (text_encoder_N_precision, the
+hyphenated model families, attention backends); the optimizer names stay the ones from
+optimizer_param.py, which SimpleTuner checks at start although its parser takes any string:
+
+    <venv>/bin/python tests/support/simpletuner_check.py | cut -d' ' -f2- > /tmp/parser.json
+    .venv/bin/python tools/read_simpletuner_names.py /tmp/st/simpletuner-*.whl /tmp/parser.json
+
+The wheel itself is read, not installed into the project's .venv: SimpleTuner 3.1.6 (the last
+release for Python 3.11; 3.2+ need 3.12) requires torchao>=0.14.1, which cannot live beside
+torchtune 0.6.1's torchao 0.10.0 in one environment, and importing its parser pulls in its whole web
+service (fastapi, torchvision, ...). The names come from the same declarations its argument parser
+is built from (simpletuner_sdk/server/services/field_registry/sections/*.py: every ConfigField's
+arg_name and aliases; choices where they are literal lists), the optimizer names from
+helpers/training/optimizer_param.py, and the data-backend keys from every `backend.get("key")` /
+`backend["key"]` in helpers/data_backend/.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ OUT = REPO / "resources/backends/simpletuner-names.yaml"
 FIELDS = "simpletuner/simpletuner_sdk/server/services/field_registry/sections/"
 OPTIMIZERS = "simpletuner/helpers/training/optimizer_param.py"
 BACKENDS = "simpletuner/helpers/data_backend/"
+PRECISIONS = "simpletuner/helpers/training/__init__.py"
 BACKEND_VARS = {"backend", "backend_dict", "backend_config", "data_backend_config"}
 
 
@@ -121,7 +132,39 @@ def named_lists(sources: dict[str, str]) -> dict[str, list[str]]:
     return out
 
 
-def main(wheel: Path) -> None:
+def precision_levels(text: str) -> list[str]:
+    """quantised_precision_levels, with the entries it adds only when CUDA is present."""
+    name = "quantised_precision_levels"
+    found: list[str] = []
+    for node in ast.walk(ast.parse(text)):
+        values: list[ast.AST] = []
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == name:
+            values = [node.value]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("append", "extend"):
+            if getattr(node.func.value, "id", "") == name:
+                values = list(node.args)
+        for value in values:
+            items = value.elts if isinstance(value, ast.List) else [value]
+            found += [str(v) for v in map(_literal, items) if isinstance(v, str)]
+    return list(dict.fromkeys(found))
+
+
+def parser_options(
+    path: Path, aliases: list[str], optimizers: list[str], levels: list[str]
+) -> dict[str, list]:
+    """The parser's options; precision choices widened to what a CUDA machine offers."""
+    import json
+
+    parser = json.loads(path.read_text())["parser"]
+    options = {k: v for k, v in parser.items() if k != "help" and k not in aliases}
+    options["optimizer"] = options["optimizer"] or optimizers
+    for key, choices in options.items():
+        if "no_change" in choices and set(choices) <= set(levels):
+            options[key] = sorted(levels)
+    return options
+
+
+def main(wheel: Path, parser_json: Path | None = None) -> None:
     version = re.search(r"simpletuner-([0-9.]+)-", wheel.name)
     with zipfile.ZipFile(wheel) as zf:
         sources = {n: zf.read(n).decode() for n in zf.namelist() if n.endswith(".py")}
@@ -131,11 +174,16 @@ def main(wheel: Path) -> None:
         if key in options and not options[key]:
             options[key] = values
     options["optimizer"] = optimizer_names(sources[OPTIMIZERS])
+    read_from = f"{wheel.name} (PyPI), by tools/read_simpletuner_names.py"
+    if parser_json is not None:
+        levels = precision_levels(sources[PRECISIONS])
+        options = parser_options(parser_json, aliases, options["optimizer"], levels)
+        read_from += ", options and choices from its argument parser"
     data = {
         "tool": "SimpleTuner",
         "package": "simpletuner",
         "version": version.group(1) if version else "unknown",
-        "read_from": f"{wheel.name} (PyPI), by tools/read_simpletuner_names.py",
+        "read_from": read_from,
         "options": options,
         "aliases": aliases,
         "optimizers": optimizer_names(sources[OPTIMIZERS]),
@@ -152,4 +200,4 @@ def main(wheel: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None)
