@@ -74,9 +74,9 @@ def venv_dir() -> Path:
     return cache / "trainwright-test" / "simpletuner-venv"
 
 
-def pins_digest(python: str = sys.executable) -> str:
-    text = "\n".join(PACKAGES + NO_DEPS) + CONSTRAINTS.read_text() + python
-    text += ".".join(map(str, sys.version_info[:2]))
+def pins_digest() -> str:
+    """The pins and the base interpreter (not this checkout's .venv path: CI clones elsewhere)."""
+    text = "\n".join(PACKAGES + NO_DEPS) + CONSTRAINTS.read_text() + sys.base_prefix + sys.version
     return hashlib.sha256(text.encode()).hexdigest()
 
 
