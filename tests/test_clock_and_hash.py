@@ -143,10 +143,24 @@ ALLOWED_HASHES = [
         "hardware/env_check: a digest of the probed facts (text), not a file",
     ),
     (
+        "dataset/text_gate.py",
+        "key = hashlib.sha256(",
+        "a row's canonical JSON, to find rows that repeat: not a file",
+    ),
+    (
         "cluster/inputs.py",
         "h = hashlib.sha256()",
         "the inputs fingerprint: one digest over the config's file_sha256 and the listing "
         "(names, sizes, times) of what the run reads",
+    ),
+]
+# Time code allowed outside clock.py: (file, the line as written, why).
+ALLOWED_TIMES = [
+    (
+        "cloud/watchdog.py",
+        "line = f\"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}\\n\"",
+        "runs alone on the rented machine, where trainwright is not installed: standard library "
+        "only",
     ),
 ]
 # Backup stamps in modules the backends refactor owns right now (matched by the line, wherever
@@ -172,7 +186,7 @@ def test_one_clock_and_one_file_hash_in_the_package() -> None:
     pending_seen: set[str] = set()
     for rel, code in _lines():
         for what, pattern in TIME_PATTERNS.items():
-            if rel == CLOCK or not pattern.search(code):
+            if rel == CLOCK or not pattern.search(code) or _allowed(rel, code, ALLOWED_TIMES):
                 continue
             if code in PENDING:
                 pending_seen.add(code)

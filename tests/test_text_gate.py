@@ -123,3 +123,19 @@ def test_a_very_long_row_warns_but_does_not_block(root: Path) -> None:
     code, out = gate(root)
     assert code == 0 and "GO" in out, out
     assert "1 rows are longer than 32000 characters" in out and "line 12" in out
+
+
+def test_instruction_pairs_pass_gate_1_and_other_columns_do_not(root: Path) -> None:
+    """torchtune's instruct_dataset reads input / output, alpaca instruction / output: Gate 1
+    takes them as SFT rows (whether the trainer reads them is Gate 2's check)."""
+    pairs = [{"input": f"say {i}", "output": f"{i}"} for i in range(24)]
+    write(root / "data" / "instruct.json.jsonl", pairs)
+    intent(root, "Base model=tiny-qwen2", "Dataset folder=data/instruct.json.jsonl")
+    code, out = gate(root)
+    assert code == 0 and "GO" in out, out
+    write(
+        root / "data" / "instruct.json.jsonl",
+        [{"question": "q", "answer": str(i)} for i in range(24)],
+    )
+    code, out = gate(root)
+    assert code == 1 and "instruction pairs input / output" in out, out

@@ -16,6 +16,8 @@ ASK_COMMANDS: tuple[tuple[str, str], ...] = (
     ("launch", "starts a training run on GPU time the person pays for"),
     ("runs launch", "submits jobs that spend cluster or cloud time"),
     ("captions apply", "writes captions, and with --replace overwrites the person's own"),
+    ("cloud up", "rents a GPU instance: spends money"),
+    ("cloud down", "destroys a rented instance and anything on it not pulled back"),
 )
 
 # How the command is typed: the console script, the project's venv, or the module.

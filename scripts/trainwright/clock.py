@@ -20,10 +20,29 @@ import datetime as _dt
 FILE_STAMP = "%Y%m%d-%H%M%S"
 
 
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_now() -> _dt.datetime:
+    """The current time in UTC, to the second, as an aware datetime (for arithmetic: deadlines,
+    money spent so far)."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+def iso_utc(when: _dt.datetime) -> str:
+    """`when` as UTC ISO 8601 text with a `Z`, to the second."""
+    return when.astimezone(_dt.timezone.utc).strftime(ISO_UTC)
+
+
+def parse_iso_utc(text: str) -> _dt.datetime:
+    """The inverse of iso_utc (ValueError on anything else)."""
+    return _dt.datetime.strptime(text.strip(), ISO_UTC).replace(tzinfo=_dt.timezone.utc)
+
+
 def now_iso(*, utc: bool = False) -> str:
     """The current time as ISO 8601 text, to the second: local with offset, or UTC with Z."""
     if utc:
-        return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_utc(utc_now())
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 

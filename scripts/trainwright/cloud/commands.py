@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from trainwright import cloud
+from trainwright import clock, cloud
 from trainwright.cloud import records
 from trainwright.cloud.base import Instance, ProviderError
 from trainwright.cloud.estimate import RunEstimate, billed, from_config
@@ -256,7 +256,7 @@ def start(g: Grimoire, plan: dict[str, Any]) -> dict[str, Any]:
 def _create_and_record(g: Grimoire, mod: Any, plan: dict[str, Any], label: str) -> dict[str, Any]:
     offer = plan["offer"]
     inst = mod.create(offer["id"], label)
-    started = records.now()
+    started = clock.utc_now()
     deadline = started + _dt.timedelta(hours=plan["max_hours"])
     fields: dict[str, object] = {
         "Project": plan["project"],
@@ -265,8 +265,8 @@ def _create_and_record(g: Grimoire, mod: Any, plan: dict[str, Any], label: str) 
         "GPU": inst.gpu or offer["gpu"],
         "Offer": offer["id"],
         "Price per hour": float(inst.price_per_hour or offer["price_per_hour"]),
-        "Started": records.stamp(started),
-        "Deadline": records.stamp(deadline),
+        "Started": clock.iso_utc(started),
+        "Deadline": clock.iso_utc(deadline),
         "Status": "RUNNING",
         "Watchdog": "not installed yet (needs the ssh step)",
     }
@@ -332,7 +332,7 @@ def teardown(g: Grimoire, project: str, wait_s: float) -> dict[str, Any]:
                 f"{mod.LABEL} still lists instance {rec.id} as {left.state} after {wait_s:g} s; "
                 f"run `trainwright cloud down {project}` again (studio.md still says RUNNING)"
             )
-        ended = records.now()
+        ended = clock.utc_now()
         started = records.parse_stamp(rec.fields.get("Started"))
         price = float(rec.fields.get("Price per hour") or 0)
         hours = (ended - started).total_seconds() / 3600 if started else 0.0
@@ -340,7 +340,7 @@ def teardown(g: Grimoire, project: str, wait_s: float) -> dict[str, Any]:
         records.update(
             g,
             rec.title,
-            {"Status": "TERMINATED", "Ended": records.stamp(ended), "Total cost": total},
+            {"Status": "TERMINATED", "Ended": clock.iso_utc(ended), "Total cost": total},
         )
         done.append(
             {
@@ -400,7 +400,7 @@ def list_running(g: Grimoire, provider: str | None) -> dict[str, Any]:
             row["cost_so_far"] = (
                 billed(
                     float(rec.fields.get("Price per hour") or 0),
-                    (records.now() - started).total_seconds() / 3600,
+                    (clock.utc_now() - started).total_seconds() / 3600,
                 )
                 if rec and started
                 else None

@@ -11,6 +11,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
+from trainwright.clock import parse_iso_utc
 from trainwright.state.atomic import atomic_write_text, locked
 from trainwright.state.document import Document, format_value, parse_document, read_document
 from trainwright.state.document import set_fields as _set_fields
@@ -25,19 +26,9 @@ INTRO = (
 )
 
 
-def now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
-
-
-def stamp(when: _dt.datetime) -> str:
-    return when.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_stamp(text: Any) -> _dt.datetime | None:
     try:
-        return _dt.datetime.strptime(str(text).strip(), "%Y-%m-%dT%H:%M:%SZ").replace(
-            tzinfo=_dt.timezone.utc
-        )
+        return parse_iso_utc(str(text))
     except ValueError:
         return None
 

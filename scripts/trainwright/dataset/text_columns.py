@@ -21,12 +21,22 @@ NEEDS = {
     "conversations)",
     "sft": "a text column, a messages column (conversations), or prompt / completion",
 }
+# What Gate 1 also takes as SFT rows: instruction pairs (alpaca's instruction / input / output,
+# torchtune's instruct_dataset input / output). Whether the chosen trainer reads them is Gate 2's
+# question: TRL does not, so its config check names the columns it wants.
+INSTRUCTION_PAIRS = ({"input", "output"}, {"instruction", "output"})
+NEEDS_ANY_TRAINER = NEEDS["sft"] + ", or instruction pairs input / output (instruction / output)"
 
 
-def missing_columns(training: str, columns: set[str], text_field: str = "text") -> list[str]:
-    """The columns `training` needs that `columns` lacks ([] when nothing is missing)."""
+def missing_columns(
+    training: str, columns: set[str], text_field: str = "text", *, pairs: bool = False
+) -> list[str]:
+    """The columns `training` needs that `columns` lacks ([] when nothing is missing);
+    `pairs`: instruction pairs count as SFT rows too (Gate 1, before a trainer is chosen)."""
     if training == "dpo":
         return [c for c in ("chosen", "rejected") if c not in columns]
+    if pairs and any(p <= columns for p in INSTRUCTION_PAIRS):
+        return []
     if text_field in columns or "messages" in columns or {"prompt", "completion"} <= columns:
         return []
     if "prompt" in columns:

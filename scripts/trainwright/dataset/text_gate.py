@@ -20,7 +20,7 @@ import yaml
 
 from trainwright.dataset.dataset_report import stamp, update_report
 from trainwright.dataset.images import IMAGE_EXTS
-from trainwright.dataset.text_columns import NEEDS, is_data_file, missing_columns
+from trainwright.dataset.text_columns import NEEDS, NEEDS_ANY_TRAINER, is_data_file, missing_columns
 from trainwright.dataset.text_rows import Problem, Row, data_files, read
 from trainwright.errors import TrainwrightError
 from trainwright.state.content_hash import content_hash, special_kind
@@ -148,7 +148,7 @@ def scan(path: Path, kind: str) -> Found:
             if size > lim["long_row_chars"]:
                 found.long.append(item)
             filled = {k for k, v in row.items() if not _empty(v)}
-            missing = missing_columns(kind, filled)
+            missing = missing_columns(kind, filled, pairs=True)
             if missing:
                 found.lacking.append((item, missing))
                 continue
@@ -211,10 +211,11 @@ def check(g: Grimoire, project: str, path: Path, lora_type: str | None) -> GateR
     if files and not found.rows:
         block(f"{shown} has no rows", f"write the training rows into {shown}")
     lacking_all = found.rows and len(found.lacking) == found.rows
-    absent = lacking_all and missing_columns(kind, found.columns)
+    wanted = NEEDS_ANY_TRAINER if kind == "sft" else NEEDS[kind]
+    absent = lacking_all and missing_columns(kind, found.columns, pairs=True)
     if absent:
         block(
-            f"the {label} dataset lacks {', '.join(absent)}: {kind} needs {NEEDS[kind]}; "
+            f"the {label} dataset lacks {', '.join(absent)}: {kind} needs {wanted}; "
             f"its columns are {', '.join(sorted(found.columns)) or 'none'}",
             "rename the columns, or set Type in intent.md to the training these rows are for",
         )
@@ -223,7 +224,7 @@ def check(g: Grimoire, project: str, path: Path, lora_type: str | None) -> GateR
         block(
             f"{len(found.lacking)} rows lack {', '.join(missing)} or have it empty "
             f"({lines([r for r, _ in found.lacking])})",
-            f"fill in or remove those rows ({kind} needs {NEEDS[kind]})",
+            f"fill in or remove those rows ({kind} needs {wanted})",
         )
     if found.malformed:
         block(
