@@ -25,9 +25,12 @@ demo: $(VENV)/.installed-$(DEMO_EXTRAS)
 system-deps:
 	bash tests/system/install-apt.sh
 
+# The whole suite: everything that needs no SLURM cluster on two workers, then the cluster tests
+# one at a time (their clusters share daemons, ports and cgroups).
 test: $(VENV)/.installed-$(TEST_EXTRAS) system-deps
 	$(VENV)/bin/ruff check scripts tests hatch_build.py
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slurm" -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -m slurm $(PYTEST_ARGS)
 
 # For developers between commits: everything but the tests marked slow (real trainer runs,
 # the SLURM cluster, ssh end to end), on every core. CI runs `make test`, the whole suite.
