@@ -208,6 +208,9 @@ SKILLS.append(
             # create-torchtune-config names the /train project's Gate 2 for a grimoire project
             # whose config is still to be written: refused.
             r"gate check t1 --gate 2": (2,),
+            # plan-runs names the staged-workflow ticket an experiment may belong to; this
+            # project has none, so `ticket status t1` is refused, naming it
+            r"^trainwright ticket status t1$": (2,),
         },
         not_run={r"runs monitor .* --follow": "follows until every run ends; none was submitted"},
         env={"PATH": str(Path(sys.executable).parent)},  # no sbatch: the local executor
