@@ -79,7 +79,9 @@ def test_ddp_over_two_ranks_gives_the_one_process_losses(tmp_path: Path) -> None
         [*args, "--batch-size", "2"], capture_output=True, text=True, timeout=180, cwd=tmp_path
     )
     assert two.returncode == 0, two.stdout + two.stderr
-    assert sorted(re.findall(r"^tiny: rank (\d)/2 ", two.stdout, re.M)) == ["0", "1"]
+    # Not anchored at line start: a library's C-level stdout can leave a line unterminated.
+    ranks = sorted(re.findall(r"tiny: rank (\d)/2 ", two.stdout))
+    assert ranks == ["0", "1"], two.stdout + two.stderr
     assert "world_size=2 global_batch=4" in two.stdout
     assert _losses(two.stdout) == pytest.approx(_losses(one.stdout), rel=1e-4)
     assert len(_losses(two.stdout)) == 2, "only rank 0 logs its steps"

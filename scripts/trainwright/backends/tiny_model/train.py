@@ -155,8 +155,10 @@ _RANK = 0  # this process's rank under torchrun; only rank 0 logs
 
 
 def say(text: str, every_rank: bool = False) -> None:
+    """One write per line, so ranks sharing a pipe (even unbuffered) never splice lines."""
     if _RANK == 0 or every_rank:
-        print(f"tiny: {text}", flush=True)
+        sys.stdout.write(f"tiny: {text}\n")
+        sys.stdout.flush()
 
 
 @dataclass
