@@ -1,8 +1,8 @@
 """The trl backend through the real command line, from a fresh `trainwright init` project, the
 way a person works: the tiny random-init Qwen2 (built here, no download) passes Gate 1 on its
 JSONL, is configured, passes Gates 2-4, trains with `launch` and is read by `monitor`; a
-two-run plan runs with `runs launch` on the local executor. Relative paths as typed, flags at
-their defaults."""
+two-run plan runs with `runs launch` on the local executor and on the real single-node SLURM
+cluster. Relative paths as typed, flags at their defaults."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from helpers import run_cli
+from support.slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("trl", "peft")),
@@ -113,23 +114,21 @@ PLAN = """\
 """
 
 
-@pytest.mark.slow
-def test_two_runs_through_runs_launch_here(project: Path, tmp_path: Path) -> None:
-    root = project
+def prepare_two_runs(root: Path, env: dict[str, str]) -> Path:
+    """plan -> setup-dirs -> configs -> slurm-scripts, as plan-runs and its followers give them."""
     exp = root / "trl-two"
     exp.mkdir()
     (exp / "runs_plan.md").write_text(PLAN)
-    empty = tmp_path / "no-slurm-here"
-    empty.mkdir()
-    env = {"PATH": str(empty)}  # no sbatch: the local executor runs the scripts one by one
-    for step in ("plan", "setup-dirs", "configs", "slurm-scripts"):
+    for step in ("plan", "setup-dirs", "configs"):
         ok(run_cli("runs", step, "trl-two", cwd=root, env=env))
+    ok(run_cli("runs", "slurm-scripts", "trl-two", "--cpus", "1", "--mem", "3G", "--time", "15",
+               cwd=root, env=env))  # fmt: skip
     cfg = yaml.safe_load((exp / "fast" / "finetune.yaml").read_text())
     assert cfg["model_name_or_path"] == str(root / "llm" / "model") and cfg["use_cpu"] is True
-    start = time.monotonic()
-    out = ok(run_cli("runs", "launch", "trl-two", cwd=root, env=env, timeout=600))
-    print(f"runs launch, two 6-step runs: {time.monotonic() - start:.1f} s")
-    assert "fast: ->COMPLETED" in out and "slow: ->COMPLETED" in out, out
+    return exp
+
+
+def check_two_completed(root: Path, env: dict[str, str], exp: Path) -> None:
     runs = json.loads(ok(run_cli("runs", "monitor", "trl-two", "--json", cwd=root, env=env)))
     by_name = {r["run"]: r for r in runs["runs"]}
     for name in ("fast", "slow"):
@@ -137,3 +136,37 @@ def test_two_runs_through_runs_launch_here(project: Path, tmp_path: Path) -> Non
         assert by_name[name]["step"] == by_name[name]["total_steps"] == 6
         assert 0 < by_name[name]["loss"] < 10
         assert (exp / name / "output" / "checkpoint-6" / "adapter_model.safetensors").is_file()
+        assert "trainer_state.json" in {p.name for p in (exp / name / "output").rglob("*.json")}
+
+
+@pytest.mark.slow
+def test_two_runs_through_runs_launch_here(project: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "no-slurm-here"
+    empty.mkdir()
+    env = {"PATH": str(empty)}  # no sbatch: the local executor runs the scripts one by one
+    exp = prepare_two_runs(project, env)
+    start = time.monotonic()
+    out = ok(run_cli("runs", "launch", "trl-two", cwd=project, env=env, timeout=600))
+    print(f"runs launch, two 6-step runs: {time.monotonic() - start:.1f} s")
+    assert "fast: ->COMPLETED" in out and "slow: ->COMPLETED" in out, out
+    check_two_completed(project, env, exp)
+
+
+@pytest.mark.slow
+def test_two_runs_on_the_slurm_cluster(project: Path, slurm_cluster: SlurmCluster) -> None:
+    env = slurm_cluster.env
+    exp = prepare_two_runs(project, env)
+    script = (exp / "fast" / "finetune.slurm").read_text()
+    assert "#SBATCH --mem=3G" in script
+    first = json.loads(ok(run_cli("runs", "launch", "trl-two", "--json", cwd=project, env=env)))
+    assert sorted(first["submitted"]) == ["fast", "slow"]
+    start = time.monotonic()
+    follow = run_cli("runs", "monitor", "trl-two", "--follow", "--max-interval", "3", "--json",
+                     cwd=project, env=env, timeout=900)  # fmt: skip
+    assert follow.returncode == 0, follow.stdout + follow.stderr
+    print(f"two 6-step TRL runs on the local SLURM cluster: {time.monotonic() - start:.1f} s")
+    states = {r["run"]: r["state"] for r in json.loads(follow.stdout)["runs"]}
+    assert states == {"fast": "COMPLETED", "slow": "COMPLETED"}, follow.stdout
+    check_two_completed(project, env, exp)
+    again = json.loads(ok(run_cli("runs", "launch", "trl-two", "--json", cwd=project, env=env)))
+    assert again["submitted"] == {}
