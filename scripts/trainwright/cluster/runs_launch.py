@@ -9,11 +9,15 @@ the last checkpoint.
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from trainwright.backends import install_hint
 from trainwright.cluster import inputs, lifecycle, local, runs_monitor, slurm, states
 from trainwright.cluster.adapters import CONFIG_NAME, SCRIPT_NAME, adapter, batch_keys, read_config
 from trainwright.cluster.dirs import run_dir
@@ -86,6 +90,37 @@ def deep_validate(backend: str, config_path: Path) -> str | None:
     return None if ok else f"{config_path}: {getattr(mod, 'VALIDATOR', backend)}: {last}"
 
 
+def missing_programs(script: str) -> list[str]:
+    """What the job script's LAUNCH lines would fail to start here (sbatch passes this PATH to
+    the job): a path that is not an executable file, or a bare name not on PATH when the script
+    has no setup lines that could put it there. `srun` and its options are skipped."""
+    lines = script.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("set -uo pipefail")), 0)
+    end = next(
+        (i for i, line in enumerate(lines) if i > start and line.startswith(("RUN_DIR=", "case "))),
+        start,
+    )
+    has_setup = any(line.strip() for line in lines[start + 1 : end])
+    found = []
+    for line in lines:
+        m = re.match(r"\s*LAUNCH=\((.*)\)\s*$", line)
+        if not m:
+            continue
+        try:
+            words = shlex.split(m[1])
+        except ValueError:
+            continue
+        program = next((w for w in words if w != "srun" and not w.startswith("-")), "")
+        if not program or "$" in program:
+            continue
+        if "/" in program:
+            if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+                found.append(f"{program}, which is not an executable file here")
+        elif not has_setup and not shutil.which(program):
+            found.append(f"`{program}`, which is not on PATH")
+    return sorted(set(found))
+
+
 def preflight(
     experiment_dir: Path, plan: Plan, runs: list[PlannedRun], use_slurm: bool, validate: bool
 ) -> Preflight:
@@ -116,6 +151,13 @@ def preflight(
             pf.problems.append(
                 f"run {run.name!r}: {script} is missing (`trainwright runs slurm-scripts`)"
             )
+        else:
+            pf.problems += [
+                f"run {run.name!r}: {script} would start {what}: install {run.backend} there "
+                f"({install_hint(adapter(run.backend))}) or render the scripts again with "
+                "--python (an environment that has it) or --setup ('module load ...')"
+                for what in missing_programs(script.read_text(errors="replace"))
+            ]
         logs = folder / "logs"
         if not _writable(logs):
             pf.problems.append(f"run {run.name!r}: {logs} is not writable")
