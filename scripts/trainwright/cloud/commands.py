@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from trainwright import clock, cloud
-from trainwright.cloud import records
+from trainwright.cloud import bringup, records
 from trainwright.cloud.base import Instance, ProviderError
 from trainwright.cloud.estimate import RunEstimate, billed, from_config
 from trainwright.errors import TrainwrightError
@@ -26,16 +26,7 @@ from trainwright.state.atomic import locked
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
 
-NOT_BUILT = (
-    "wait for ssh",
-    "install the watchdog (scripts/trainwright/cloud/watchdog.py)",
-    "validate (Gate 3 over ssh)",
-    "push",
-    "setup",
-    "dry-run / launch",
-    "monitor",
-    "pull",
-)
+NOT_BUILT: tuple[str, ...] = ()
 LABEL_PREFIX = "trainwright-"
 DEFAULT_WAIT_S = 300.0
 
@@ -282,7 +273,7 @@ def _create_and_record(g: Grimoire, mod: Any, plan: dict[str, Any], label: str) 
     return {
         "entry": title,
         **fields,
-        "ssh": f"{inst.ssh_host}:{inst.ssh_port}" if inst.ssh_host else None,
+        "ssh": None,
         "not_built": list(NOT_BUILT),
     }
 
@@ -292,8 +283,10 @@ def render_started(d: dict[str, Any]) -> str:
         [
             f"started {d['Provider']} instance {d['ID']} ({d['GPU']}, ${d['Price per hour']}/h); "
             f"deadline {d['Deadline']}; recorded in studio.md as '{d['entry']}'",
-            f"  ssh: {d['ssh'] or 'not up yet'}",
-            "  not built yet: " + ", ".join(d["not_built"]),
+            f"  ssh: {d.get('SSH') or 'not up yet'}; folder there: {d.get('Remote folder')}",
+            f"  watchdog: {d.get('Watchdog')}",
+            *(["  not built yet: " + ", ".join(d["not_built"])] if d["not_built"] else []),
+            f"  next: trainwright cloud validate {d['Project']}, then cloud push / cloud setup",
             f"  when done: trainwright cloud down {d['Project']}",
         ]
     )
@@ -489,6 +482,28 @@ def offers_cmd(
     help="Deadline in hours (default: 1.5 x the estimate, rounded up).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask (the cost is still printed).")
+@click.option(
+    "--wait-ssh",
+    type=Positive(7200),
+    default=bringup.DEFAULT_WAIT_SSH_S,
+    show_default=True,
+    help="Seconds to wait for the instance's ssh (address, then a login).",
+)
+@click.option(
+    "--remote-folder",
+    envvar="TRAINWRIGHT_REMOTE_FOLDER",
+    default="trainwright",
+    show_default=True,
+    help="The project's folder on the instance (relative to the login's home unless absolute).",
+)
+@click.option(
+    "--idle-minutes",
+    type=click.FloatRange(0, 10_000),
+    default=bringup.DEFAULT_IDLE_MINUTES,
+    show_default=True,
+    help="The watchdog also destroys the instance once the run ended and nothing changed for "
+    "this long (0: only at the deadline).",
+)
 @json_option
 @click.pass_context
 def up_cmd(
@@ -498,13 +513,20 @@ def up_cmd(
     offer_id: str,
     max_hours: float | None,
     yes: bool,
+    wait_ssh: float,
+    remote_folder: str,
+    idle_minutes: float,
     as_json: bool,
 ) -> None:
-    """Rent an instance for project NAME after showing its cost; record it in studio.md."""
+    """Rent an instance for project NAME after showing its cost; record it in studio.md; wait
+    for ssh and put the deadline watchdog on it."""
     g = _grimoire(ctx)
+    folder = bringup.check_folder(remote_folder)
     plan = plan_up(g, name, provider, offer_id, max_hours)
     _confirm(render_plan(plan), yes, as_json)
-    emit(start(g, plan), as_json, render_started)
+    result = start(g, plan)
+    result.update(bringup.bring_up(g, result["entry"], wait_ssh, folder, idle_minutes))
+    emit(result, as_json, render_started)
 
 
 @cloud_group.command("down")
@@ -532,5 +554,22 @@ def ls_cmd(ctx: click.Context, provider: str | None, as_json: bool) -> None:
     """Every instance the pack started that is still running, as the providers list them."""
     emit(list_running(_grimoire(ctx), provider), as_json, render_ls)
 
+
+def _register_run_commands() -> None:
+    from trainwright.cloud.run_commands import register
+
+    register(cloud_group)
+
+
+_register_run_commands()
+
+
+def _register_instance_commands() -> None:
+    from trainwright.cloud.instance_commands import register
+
+    register(cloud_group)
+
+
+_register_instance_commands()
 
 __all__ = ["cloud_group"]

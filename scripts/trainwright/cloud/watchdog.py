@@ -16,6 +16,13 @@ copied there as one file. Settings come from the environment:
   TW_RETRIES           how many times a refused destroy is tried again (default 5)
   TW_POWEROFF          the command that powers the machine off (default: `poweroff`), used when
                        no credential is present or the provider refuses
+  TW_ENV_FILES         where else to look for the credential, `:`-separated (default:
+                       /proc/1/environ:/etc/rp_environment:/etc/environment): an ssh login does
+                       not always inherit the container's environment, its first process does
+  TW_RUN_STATE         the run record (`trainwright launch` writes run.json; `ended` once the
+                       run is over) and TW_WATCH the folder whose files show activity
+  TW_IDLE_MINUTES      destroy early once the run has ended and nothing under TW_WATCH changed
+                       for this long (unset or 0: only the deadline)
 
 The credential is read from the environment and never written to the log.
 """
@@ -49,10 +56,43 @@ def _request(url: str, key: str, method: str, body: dict | None = None) -> int:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
+    except (urllib.error.URLError, OSError):  # the provider unreachable: tried again, then off
+        return 0
+
+
+ENV_FILES = "/proc/1/environ:/etc/rp_environment:/etc/environment"
+
+
+def _env_file(path: str) -> dict[str, str]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return {}
+    found = {}
+    for line in raw.replace("\0", "\n").splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            found[key.strip()] = value.strip().strip("'\"")
+    return found
+
+
+def setting(name: str) -> str | None:
+    """From this process's environment, else from where the provider put the container's."""
+    if os.environ.get(name):
+        return os.environ[name]
+    for path in (os.environ.get("TW_ENV_FILES") or ENV_FILES).split(":"):
+        value = _env_file(path).get(name) if path else None
+        if value:
+            return value
+    return None
 
 
 def destroy_vast() -> bool | None:
-    iid, key = os.environ.get("CONTAINER_ID"), os.environ.get("CONTAINER_API_KEY")
+    iid, key = setting("CONTAINER_ID"), setting("CONTAINER_API_KEY")
     if not iid or not key:
         return None
     base = (os.environ.get("VAST_URL") or "https://console.vast.ai").rstrip("/")
@@ -62,7 +102,7 @@ def destroy_vast() -> bool | None:
 
 
 def destroy_runpod() -> bool | None:
-    pod, key = os.environ.get("RUNPOD_POD_ID"), os.environ.get("RUNPOD_API_KEY")
+    pod, key = setting("RUNPOD_POD_ID"), setting("RUNPOD_API_KEY")
     if not pod or not key:
         return None
     base = (os.environ.get("RUNPOD_API_BASE_URL") or "https://api.runpod.io").rstrip("/")
@@ -97,6 +137,33 @@ def fire(provider: str) -> str:
     return "powered off"
 
 
+def _newest(folder: str) -> float:
+    newest = 0.0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def idle_for() -> float | None:
+    """Seconds since anything changed, once the run record says the run ended; else None."""
+    path = os.environ.get("TW_RUN_STATE")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            state = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not state.get("ended") or state.get("status") == "RUNNING":
+        return None
+    newest = max(os.path.getmtime(path), _newest(os.environ.get("TW_WATCH") or ""))
+    return time.time() - newest
+
+
 def main() -> int:
     try:
         deadline = float(os.environ["TW_DEADLINE"])
@@ -104,9 +171,15 @@ def main() -> int:
         print("watchdog: TW_DEADLINE (seconds since the epoch) is not set", file=sys.stderr)
         return 2
     provider = os.environ.get("TW_PROVIDER", "")
-    log(f"armed: {provider or 'no provider'} deadline {deadline:.0f}")
+    idle_s = float(os.environ.get("TW_IDLE_MINUTES") or 0) * 60
+    log(f"armed: {provider or 'no provider'} deadline {deadline:.0f} idle {idle_s:.0f} s")
+    step = min(30.0, max(0.5, idle_s / 4)) if idle_s > 0 else 30.0
     while (left := deadline - time.time()) > 0:
-        time.sleep(min(left, 30.0))
+        quiet = idle_for()
+        if idle_s > 0 and quiet is not None and quiet >= idle_s:
+            log(f"run ended and idle for {quiet:.0f} s: {fire(provider)}")
+            return 0
+        time.sleep(min(left, step))
     log(f"deadline reached: {fire(provider)}")
     return 0
 

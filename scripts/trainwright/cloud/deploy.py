@@ -1,0 +1,267 @@
+"""The project to the instance and back: push (rsync), setup (a venv there), pull (verified).
+
+push sends the project's part of the grimoire (config files, gate state), the grimoire's own
+files, the pack's resources and the dataset, with `rsync -az --partial --checksum --update`:
+a second push sends only what changed, an interrupted one resumes from the partial file, a file
+newer on the instance (what a run there wrote) is not overwritten, and nothing there is ever
+deleted (no --delete). pull brings the project folder back (LoRA files, checkpoints, logs,
+progress) and checks every file against sha256 sums computed on the instance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainwright import clock, cloud
+from trainwright.cloud import records
+from trainwright.cloud.base import ProviderError
+from trainwright.cloud.bringup import state_dir
+from trainwright.cloud.remote import Remote, RemoteError, from_record
+from trainwright.errors import TrainwrightError
+from trainwright.state.grimoire import Grimoire
+from trainwright.state.names import check_name
+
+RSYNC_OPTS_ENV = "TRAINWRIGHT_RSYNC_OPTS"  # e.g. --bwlimit=5000 on a slow link
+RSYNC = ["rsync", "-az", "--partial", "--checksum", "--update", "--exclude=*.lock", "-s"]
+HASHES = r"""
+import hashlib, json, os, sys
+root = sys.argv[1]
+out = {}
+for dirpath, dirs, files in os.walk(root):
+    for name in files:
+        if name.endswith(".lock"):
+            continue
+        path = os.path.join(dirpath, name)
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        st = os.stat(path)
+        out[os.path.relpath(path, root)] = [h.hexdigest(), st.st_size, st.st_mtime]
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class Target:
+    record: records.Record
+    remote: Remote
+
+
+def record_for(g: Grimoire, project: str, running: bool = True) -> records.Record:
+    check_name(project)
+    if project not in g.projects():
+        raise TrainwrightError(
+            f"no training project {project!r} in {g.root} (trainwright grimoire new {project})"
+        )
+    mine = [r for r in records.read(g) if r.project == project]
+    live = [r for r in mine if r.running]
+    if live:
+        return live[0]
+    if not running and mine:
+        return mine[-1]
+    raise TrainwrightError(
+        f"no running instance recorded for {project!r} in studio.md: rent one with "
+        f"`trainwright cloud up {project} --provider P --offer ID` (`cloud ls` lists them)"
+    )
+
+
+def target_for(g: Grimoire, project: str) -> Target:
+    rec = record_for(g, project)
+    return Target(rec, from_record(rec, state_dir(g)))
+
+
+def _rsync(args: list[str], remote: Remote, cwd: Path, timeout: float) -> dict[str, Any]:
+    try:
+        extra = shlex.split(os.environ.get(RSYNC_OPTS_ENV, ""))
+    except ValueError as exc:
+        raise TrainwrightError(f"{RSYNC_OPTS_ENV} is not valid shell words: {exc}") from None
+    argv = [*RSYNC, "--stats", "--itemize-changes", "-e", remote.rsh(), *extra, *args]
+    try:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise TrainwrightError("rsync is not installed here (apt-get install rsync)") from None
+    except subprocess.TimeoutExpired:
+        raise RemoteError(
+            f"{remote.address}: rsync did not finish within {timeout:g} s; run it again, it resumes"
+        ) from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        why = lines[0] if lines else f"exit {proc.returncode}"
+        if "command not found" in proc.stderr or proc.returncode == 127:
+            why = "rsync is not installed on the instance (apt-get install rsync there)"
+        raise RemoteError(f"{remote.address}: rsync failed ({why}); run it again, it resumes")
+    return _stats(proc.stdout)
+
+
+def _stats(text: str) -> dict[str, Any]:
+    def number(label: str) -> int:
+        m = re.search(rf"^{label}: ([\d,]+)", text, re.M)
+        return int(m.group(1).replace(",", "")) if m else 0
+
+    changed = [ln.split(" ", 1)[1] for ln in text.splitlines() if re.match(r"^[<>]f", ln)]
+    return {
+        "files_transferred": number("Number of regular files transferred"),
+        "bytes_sent": number("Total bytes sent"),
+        "bytes_received": number("Total bytes received"),
+        "literal_bytes": number("Literal data"),
+        "matched_bytes": number("Matched data"),
+        "changed": changed,
+    }
+
+
+def _dest(remote: Remote, sub: str = "") -> str:
+    return f"{remote.login}:{remote.folder.rstrip('/')}/{sub}"
+
+
+def push_paths(g: Grimoire, project: str) -> tuple[list[str], Path | None]:
+    """What goes to the instance, relative to the project root; and a dataset outside it."""
+    root = g.project_root
+    paths = [f"./{p.relative_to(root)}" for p in sorted(g.root.iterdir()) if p.is_file()]
+    paths.append(f"./{g.project_dir(project).relative_to(root)}/")
+    for extra in (".trainwright/pack.json", "resources"):
+        if (root / extra).exists():
+            paths.append(f"./{extra}")
+    outside = None
+    data = g.dataset_folder(project)
+    if data is not None:
+        if not data.is_dir():
+            raise TrainwrightError(f"the dataset folder {data} (intent.md) is not a folder")
+        try:
+            paths.append(f"./{data.resolve().relative_to(root.resolve())}/")
+        except ValueError:
+            outside = data
+    return paths, outside
+
+
+def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
+    t = target_for(g, project)
+    paths, outside = push_paths(g, project)
+    t.remote.run(t.remote.in_folder("true"))  # the folder exists before rsync writes into it
+    stats = _rsync(["--relative", *paths, _dest(t.remote)], t.remote, g.project_root, timeout)
+    if outside is not None:
+        more = _rsync(
+            [f"{outside}/", _dest(t.remote, f"datasets/{outside.name}/")],
+            t.remote,
+            g.project_root,
+            timeout,
+        )
+        for key in ("files_transferred", "bytes_sent", "literal_bytes", "matched_bytes"):
+            stats[key] += more[key]
+        stats["changed"] += [f"datasets/{outside.name}/{c}" for c in more["changed"]]
+    when = clock.iso_utc(clock.utc_now())
+    note = f"{when} ({stats['files_transferred']} files changed, {stats['bytes_sent']} bytes sent)"
+    fields: dict[str, object] = {"Pushed": note}
+    if outside is not None:
+        fields["Remote dataset"] = f"datasets/{outside.name}"
+    records.update(g, t.record.title, fields)
+    return {
+        "project": project,
+        "instance": t.remote.address,
+        "folder": t.remote.folder,
+        "paths": paths + ([str(outside)] if outside else []),
+        **stats,
+    }
+
+
+# ---- pull ----------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest(g: Grimoire, rec: records.Record) -> Path:
+    return state_dir(g) / f"{rec.provider}-{rec.id}.pulled.json"
+
+
+def _gone(rec: records.Record) -> bool:
+    """Whether the provider no longer has the instance (a TERMINATED record: it said so)."""
+    if not rec.running:
+        return True
+    try:
+        return cloud.get(rec.provider).status(rec.id) is None
+    except ProviderError:
+        return False
+
+
+def _lost(g: Grimoire, rec: records.Record, project: str, why: str) -> TrainwrightError:
+    last = None
+    manifest = _manifest(g, rec)
+    if manifest.is_file():
+        last = json.loads(manifest.read_text(encoding="utf-8")).get("pulled_at")
+    lost = (
+        f"what the instance wrote after the last pull at {last} (newer LoRA files, checkpoints, "
+        "logs, progress)"
+        if last
+        else "everything the run wrote there (LoRA files, checkpoints, logs, progress): it was "
+        "never pulled"
+    )
+    records.update(g, rec.title, {"Lost": f"{lost}; found at {clock.iso_utc(clock.utc_now())}"})
+    return TrainwrightError(
+        f"{rec.provider} instance {rec.id} is gone ({why}): lost {lost}; recorded in studio.md"
+    )
+
+
+def pull(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
+    rec = record_for(g, project, running=False)
+    if not rec.running:
+        raise _lost(g, rec, project, "studio.md records it TERMINATED")
+    remote = from_record(rec, state_dir(g))
+    if not remote.reachable():
+        if _gone(rec):
+            raise _lost(g, rec, project, "the provider no longer has it")
+        raise RemoteError(
+            f"{remote.address} does not answer over ssh, but {rec.provider} still lists "
+            f"instance {rec.id} (running, costing money): try `cloud pull {project}` again"
+        )
+    sub = str(g.project_dir(project).relative_to(g.project_root))
+    listing = remote.run(
+        remote.in_folder(f"python3 - {shlex.quote(sub)}"), stdin=HASHES, timeout=timeout
+    )
+    try:
+        sums: dict[str, list[Any]] = json.loads(listing.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RemoteError(f"{remote.address}: no hash list came back") from None
+    local = g.project_dir(project)
+    stats = _rsync([_dest(remote, f"{sub}/"), f"{local}/"], remote, g.project_root, timeout)
+    verified, kept, bad = [], [], []
+    for rel, (digest, _size, mtime) in sorted(sums.items()):
+        path = local / rel
+        if path.is_file() and _sha256(path) == digest:
+            verified.append(rel)
+        elif path.is_file() and path.stat().st_mtime > mtime:
+            kept.append(rel)  # changed here after the instance's copy: --update kept it
+        else:
+            bad.append(rel)
+    if bad:
+        raise TrainwrightError(
+            f"{len(bad)} pulled file(s) do not match the instance's sha256 ({', '.join(bad[:5])}); "
+            f"run `trainwright cloud pull {project}` again"
+        )
+    when = clock.iso_utc(clock.utc_now())
+    _manifest(g, rec).write_text(json.dumps({"pulled_at": when, "files": sums}, indent=1))
+    records.update(g, rec.title, {"Pulled": f"{when} ({len(verified)} files, sha256 verified)"})
+    return {
+        "project": project,
+        "instance": remote.address,
+        "verified": verified,
+        "kept_newer_here": kept,
+        **stats,
+    }
+
+
+__all__ = ["push", "pull", "target_for", "record_for", "push_paths"]
