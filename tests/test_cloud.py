@@ -14,6 +14,7 @@ import pytest
 
 from support.cloud_fakes import RUNPOD_KEY, VAST_KEY, FakeCloud
 from support.cloud_project import CloudProject, make_project, set_estimate
+from support.ssh_server import SSHServer, ssh_server  # noqa: F401 - a fixture
 from trainwright import cloud
 from trainwright.cloud.estimate import billed
 
@@ -26,9 +27,13 @@ RUNPOD_OFFER = "community:NVIDIA GeForce RTX 4090"
 
 
 @pytest.fixture
-def cp(tmp_path: Path):
+def cp(tmp_path: Path, ssh_server: SSHServer):  # noqa: F811 - the fixture
     with FakeCloud() as fake:
-        yield make_project(tmp_path, fake)
+        project = make_project(tmp_path, fake, ssh=ssh_server)
+        try:
+            yield project
+        finally:
+            project.stop_watchdogs()
 
 
 def _json(proc: subprocess.CompletedProcess) -> dict:
@@ -101,7 +106,9 @@ def test_up_ls_down_round_trip(cp: CloudProject, provider: str, offer: str) -> N
     rec = _json(up)
     assert "at most $" in up.stderr and "deadline" in up.stderr  # the cost, beside the JSON
     assert rec["Status"] == "RUNNING" and rec["Provider"] == provider
-    assert rec["not_built"]  # the instance-side steps are named, not pretended
+    assert rec["not_built"] == []  # every step is built: none is named as missing
+    assert rec["SSH"] == f"root@127.0.0.1:{cp.ssh.port}"  # up waited for the address
+    assert rec["Watchdog"].startswith("installed (pid ")
     text = cp.studio.read_text()
     assert text.startswith(before.rstrip("\n"))  # the other parts are untouched
     assert "## Cloud instances" in text and f"### Instance: {provider}-{rec['ID']}" in text

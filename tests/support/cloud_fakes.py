@@ -7,7 +7,12 @@ The reply shapes, and where each comes from, are in tests/data/cloud/shapes.json
 Faults, set on the object while it runs: `balance` (0: creating is refused for lack of credit),
 `gone_offers` (offer ids that vanished between the listing and the create), `rate_limit`
 (the next N calls answer 429), `destroy_delay` (seconds a destroyed instance is still listed,
-stopping, before the provider forgets it).
+stopping, before the provider forgets it), `ssh` ((host, port): the address every instance
+reports, the tests' loopback sshd; None keeps the documented sample address) and `ssh_delay`
+(seconds after the create before the address appears: the instance is still loading).
+Vast reports the address as `ssh_host`/`ssh_port` (its ssh proxy) and `public_ipaddr` with
+`ports["22/tcp"][0]["HostPort"]` (direct); RunPod as `runtime.ports[]` with `ip`, `publicPort`,
+`privatePort: 22`, `isIpPublic`, and `runtime: null` while the pod starts.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class FakeCloud:
         self.gone_offers: set[str] = set()
         self.rate_limit = 0
         self.destroy_delay = 0.0
+        self.ssh: tuple[str, int] | None = None
+        self.ssh_delay = 0.0
         self.calls: list[tuple[str, str]] = []
         self.instances: dict[str, dict[str, Any]] = {}  # id -> row (provider in "_provider")
         self._destroyed_at: dict[str, float] = {}
@@ -70,6 +77,29 @@ class FakeCloud:
             if gone is not None and now - gone >= self.destroy_delay:
                 continue
             out[iid] = row
+        return out
+
+    def view(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row as the provider shows it now: the ssh address once the instance is up."""
+        out = _public(row)
+        if self.ssh is None:
+            return out
+        host, port = self.ssh
+        up = time.monotonic() - row.get("_created", 0.0) >= self.ssh_delay
+        if row["_provider"] == "vast":
+            out |= {
+                "ssh_host": host if up else None,
+                "ssh_port": port if up else None,
+                "public_ipaddr": host if up else None,
+                "ports": {"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]} if up else {},
+            }
+            if not up and out.get("actual_status") == "running":
+                out["actual_status"] = "loading"
+            return out
+        ports = [
+            {"ip": host, "isIpPublic": True, "privatePort": 22, "publicPort": port, "type": "tcp"}
+        ]
+        out["runtime"] = {"ports": ports} if up else None
         return out
 
     def destroy(self, iid: str) -> bool:
@@ -178,18 +208,19 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
                     "dph_total": o["dph_total"],
                     "machine_id": o["machine_id"],
                     "start_date": time.time(),
+                    "_created": time.monotonic(),
                 }
                 return self._send(200, shapes["create"]["reply"] | {"new_contract": int(iid)})
             m = re.fullmatch(r"/api/v0/instances/(\d+)/", path)
             if m and method == "GET":
                 row = cloud.live("vast").get(m.group(1))
-                return self._send(200, {"instances": _public(row) if row else None})
+                return self._send(200, {"instances": cloud.view(row) if row else None})
             if m and method == "DELETE":
                 if not cloud.destroy(m.group(1)):
                     return self._send(404, shapes["destroy_unknown"]["reply"])
                 return self._send(200, shapes["destroy"]["reply"])
             if path == "/api/v1/instances/" and method == "GET":
-                rows = [_public(r) for r in cloud.live("vast").values()]
+                rows = [cloud.view(r) for r in cloud.live("vast").values()]
                 return self._send(200, shapes["instances"]["reply"] | {"instances": rows})
             return self._send(404, {"success": False, "error": "not_found", "msg": path})
 
@@ -228,6 +259,7 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
                     "name": name.group(1) if name else "",
                     "costPerHr": price,
                     "machine": {"gpuDisplayName": display},
+                    "_created": time.monotonic(),
                 }
                 reply = shapes["create"]["reply"]["data"]["podFindAndDeployOnDemand"]
                 return self._send(200, {"data": {"podFindAndDeployOnDemand": reply | {"id": iid}}})
@@ -238,9 +270,9 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
             m = re.search(r'pod\(input:\s*\{podId:\s*"([^"]+)"', q)
             if m:
                 row = cloud.live("runpod").get(m.group(1))
-                return self._send(200, {"data": {"pod": _public(row) if row else None}})
+                return self._send(200, {"data": {"pod": cloud.view(row) if row else None}})
             if re.search(r"myself\s*\{\s*pods", q):
-                rows = [_public(r) for r in cloud.live("runpod").values()]
+                rows = [cloud.view(r) for r in cloud.live("runpod").values()]
                 return self._send(200, {"data": {"myself": {"pods": rows}}})
             return self._send(200, {"errors": [{"message": f"fake: unknown query {q[:60]!r}"}]})
 

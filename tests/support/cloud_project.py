@@ -4,10 +4,13 @@ keys where their tools keep them, and a fake provider server: what the cloud tes
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from support.cloud_fakes import RUNPOD_KEY, VAST_KEY, FakeCloud
 
@@ -17,16 +20,38 @@ class CloudProject:
     fake: FakeCloud
     root: Path
     home: Path
+    ssh: Any = None  # support.ssh_server.SSHServer: the loopback sshd playing every instance
+
+    @property
+    def instance(self) -> Path:
+        """The project's folder "on the instance" (this machine, over the loopback sshd)."""
+        return self.root.parent / "instance"
 
     @property
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             **os.environ,
             "HOME": str(self.home),
             "XDG_CONFIG_HOME": str(self.home / ".config"),
             "VAST_URL": self.fake.url,
             "RUNPOD_API_BASE_URL": self.fake.url,
+            # a watchdog that fires on this machine must never power it off
+            "TW_POWEROFF": f"touch {self.root.parent / 'powered-off'}",
+            "TRAINWRIGHT_REMOTE_FOLDER": str(self.instance),
         }
+        if self.ssh is not None:
+            env["TRAINWRIGHT_SSH_OPTS"] = self.ssh.options()
+        return env
+
+    def stop_watchdogs(self) -> None:
+        """End the watchdogs `cloud up` started on this machine (by the pids studio.md names)."""
+        if not self.studio.exists():
+            return
+        for pid in re.findall(r"installed \(pid (\d+)", self.studio.read_text()):
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     @property
     def studio(self) -> Path:
@@ -55,12 +80,14 @@ def write_keys(home: Path, vast: str | None = VAST_KEY, runpod: str | None = RUN
         (home / ".runpod" / "config.toml").write_text(f'[default]\napi_key = "{runpod}"\n')
 
 
-def make_project(base: Path, fake: FakeCloud, name: str = "demo") -> CloudProject:
+def make_project(base: Path, fake: FakeCloud, name: str = "demo", ssh: Any = None) -> CloudProject:
     root, home = base / "project", base / "home"
     root.mkdir()
     home.mkdir()
     write_keys(home)
-    cp = CloudProject(fake, root, home)
+    cp = CloudProject(fake, root, home, ssh)
+    if ssh is not None:
+        fake.ssh = ("127.0.0.1", ssh.port)
     for args in (("init", "."), ("grimoire", "new", name)):
         proc = cp.run(*args)
         assert proc.returncode == 0, proc.stderr

@@ -6,10 +6,12 @@ set -euo pipefail
 
 # Debian packages to install; add to this list (and to REQUIRED_COMMANDS) as needs grow.
 # iproute2 and util-linux: the two-node cluster's namespaces (tests/support/slurm_two_nodes.py).
-APT_PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client iproute2 util-linux)
+# rsync: `cloud push` / `cloud pull` to the loopback sshd that plays a rented instance.
+APT_PACKAGES=(slurmctld slurmd slurm-client munge openssh-server openssh-client iproute2 util-linux
+    rsync)
 # Commands whose presence means the packages above are installed.
 REQUIRED_COMMANDS=(sbatch squeue scontrol sinfo slurmctld slurmd munged munge sshd ssh ssh-keygen
-    ip nsenter unshare)
+    ip nsenter unshare rsync)
 
 missing=()
 for cmd in "${REQUIRED_COMMANDS[@]}"; do

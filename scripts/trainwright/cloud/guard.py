@@ -54,8 +54,8 @@ def install(remote: Remote, values: dict[str, str]) -> int:
     remote.run(remote.in_folder(f"cat > {REMOTE_FILE}"), stdin=WATCHDOG.read_text())
     assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in values.items())
     start = (
-        f"env {assigns} setsid nohup python3 {REMOTE_FILE} "
-        "</dev/null >>trainwright-watchdog.out 2>&1 & echo $!"
+        f"{{ env {assigns} setsid nohup python3 {REMOTE_FILE} "
+        "</dev/null >>trainwright-watchdog.out 2>&1 & echo $!; }"
     )
     proc = remote.run(remote.in_folder(start), timeout=60)
     m = re.search(r"(\d+)\s*$", proc.stdout)
