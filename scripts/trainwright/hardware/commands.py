@@ -149,6 +149,12 @@ def render(d: dict[str, Any]) -> str:
             f"  (torch would report about {d['allocated_gib']:.2f} GiB allocated, "
             f"{d['reserved_gib']:.2f} GiB reserved)"
         )
+    kept = d.get("measured_ratio")
+    if kept:
+        lines.append(
+            f"  measured on this GPU ({kept['date']}): x{kept['ratio']:.2f} the estimate, so "
+            f"about {kept['corrected_total_gib']:.2f} GiB (grimoire/studio.md)"
+        )
     if d["available_gib"] is not None:
         budget = d["available_gib"] * 0.8
         verdict = "FITS" if d["fits"] else "DOES NOT FIT"
@@ -302,6 +308,14 @@ def render(d: dict[str, Any]) -> str:
     help="Count the activations live (needs torch and transformers) instead of using "
     "the shipped constants; for --hf-config or catalog language models.",
 )
+@click.option(
+    "--measure",
+    is_flag=True,
+    help="Also run 3 real training steps of the exact architecture with random weights on "
+    "this machine's GPU (built from its config, nothing downloaded) and print the measured peak "
+    "beside the estimate. Without a CUDA GPU, or for a model the pack cannot build, the estimate "
+    "is printed alone and the command exits 2 with the reason.",
+)
 @click.option("--list-models", is_flag=True, help="List the catalog's model ids and exit.")
 @json_option
 @click.pass_context
@@ -368,10 +382,37 @@ def vram_cmd(ctx: click.Context, **opts: Any) -> int:
         from trainwright.hardware.live_trace import traced_model
 
         model = traced_model(model, setup)
-    gpu = select_gpu(ctx.find_root().obj["grimoire"], opts["gpu"], opts["vram"])
+    grimoire = ctx.find_root().obj["grimoire"]
+    gpu = select_gpu(grimoire, opts["gpu"], opts["vram"])
     if gpu is None and setup.device == "cpu":
         gpu = ram_target()
+    if opts["measure"]:
+        from trainwright.hardware.measure import measure_setup
+
+        setup = measure_setup(model, setup)
     result = check_fit(model, setup, gpu.memory_gib if gpu else None)
     data = report(model, result, gpu)
+    data["measured_ratio"] = kept_ratio(grimoire, gpu, result.estimate)
+    if opts["measure"]:
+        from trainwright.hardware.vram_measure import measure_into
+
+        return measure_into(data, model, setup, result.estimate, as_json, render)
     emit(data, as_json, render)
     return 1 if data["fits"] is False else 0
+
+
+def kept_ratio(grimoire: Any, gpu: Any, est: Any) -> dict[str, Any] | None:
+    """The measured/estimated ratio studio.md keeps for this GPU, with the corrected total."""
+    from trainwright.hardware.measured import ratio_for
+    from trainwright.hardware.vram import GIB
+    from trainwright.state.grimoire import Grimoire
+
+    if gpu is None or gpu.name == "system RAM":
+        return None
+    g = grimoire if isinstance(grimoire, Grimoire) else Grimoire(grimoire)
+    kept = ratio_for(g, gpu.name)
+    if kept is None:
+        return None
+    ratio, day = kept
+    corrected = (est.reserved * ratio + est.total - est.reserved) / GIB
+    return {"ratio": ratio, "date": day, "corrected_total_gib": round(corrected, 2)}

@@ -32,8 +32,9 @@ def run_child(
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     tick: Callable[[], None] | None = None,
     tick_every: float = 10.0,
+    extra_env: dict[str, str] | None = None,
 ) -> ChildResult:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     try:
         proc = subprocess.Popen(
             cmd,

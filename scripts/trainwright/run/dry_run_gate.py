@@ -17,7 +17,7 @@ from pathlib import Path
 
 from trainwright.clock import file_stamp
 from trainwright.errors import TrainwrightError
-from trainwright.run import failures, oom_kills
+from trainwright.run import dry_run_memory, failures, oom_kills
 from trainwright.run.child import run_child
 from trainwright.run.launch_target import config_files, load_plan
 from trainwright.run.logs import read_log
@@ -87,22 +87,36 @@ def check(g: Grimoire, project: str) -> GateResult:
     with open(log, "wb") as fh:
         fh.write(f"=== trainwright dry run: {steps} steps, batch {plan.batch} ===\n".encode())
         before = oom_kills.snapshot()
-        result = run_child(cmd, plan.folder, [fh], timeout)
+        watch = dry_run_memory.start()
+        result = run_child(
+            cmd, plan.folder, [fh], timeout,
+            on_start=watch.on_start, extra_env=dry_run_memory.child_env(),
+        )
+        polled = watch.stop()
     oom_kill = oom_kills.killed_by_oom(before, oom_kills.snapshot())
     state = read_log(log, plan.log_format, plan.line_parser)
     done = len([p for p in state.points.values()])
     record: dict[str, object] = {"Steps completed": done, "Log": LOG_NAME}
     bad_loss = [p.step for p in state.points.values() if not isfinite(p.loss)]
+    peak = dry_run_memory.peak_of(result.text, watch, polled)
     if result.returncode == 0 and done >= MIN_STEPS and not bad_loss:
-        record["Failure kind"] = "none"
+        memory = dry_run_memory.assess(g, project, peak, plan.batch)
+        record.update(memory.progress)
+        record["Failure kind"] = "memory" if memory.over_budget else "none"
         loss = f"; loss {state.loss_start:.4g} -> {state.loss:.4g}" if state.points else ""
         return GateResult(
-            GO,
-            [f"the model loaded, the data was read and {done} training steps ran{loss}"],
+            NO_GO if memory.over_budget else GO,
+            [f"the model loaded, the data was read and {done} training steps ran{loss}"]
+            + memory.reasons,
             bound,
+            fixes=memory.fixes,
             updates={SECTION: record},
-            details={"steps_completed": done, "log": str(log), "command": cmd},
+            details={
+                "steps_completed": done, "log": str(log), "command": cmd, **memory.details,
+            },
         )
+    if peak is not None:
+        record["Measured peak"] = peak.describe()
     if result.hung:
         failure = failures.Failure(
             "hang",

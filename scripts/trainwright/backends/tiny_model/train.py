@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from trainwright.clock import now_iso
+from trainwright.hardware.measured import torch_peak
 from trainwright.hardware.process_memory import own_peak_bytes
 from trainwright.state.content_hash import file_sha256
 
@@ -329,6 +330,7 @@ def _train(run: Run, cfg: dict[str, Any], device: str, dist: Dist, t0: float) ->
                 f"elapsed_s={time.monotonic() - t0:.1f}"
             )
             if run.max_steps and done_now >= run.max_steps:
+                say(torch_peak(torch, device).line())
                 say(
                     f"done steps={done_now} dry_run=yes loss={last_loss:.6f} "
                     f"elapsed_s={time.monotonic() - t0:.1f}"
@@ -338,6 +340,7 @@ def _train(run: Run, cfg: dict[str, Any], device: str, dist: Dist, t0: float) ->
         saves = end % int(cfg["save_every_n_epochs"]) == 0 or end == epochs
         if run.save and dist.rank == 0 and saves:
             _save(run, layers, cfg, end, step, sum(epoch_losses) / len(epoch_losses), base_id)
+    say(torch_peak(torch, device).line())
     say(
         f"done steps={done_now} epochs={epochs} loss={last_loss:.6f} "
         f"elapsed_s={time.monotonic() - t0:.1f}"
