@@ -27,7 +27,7 @@ DEFAULT_FOLDER = "trainwright"
 DEFAULT_PYTHON = "python3"
 CONNECT_TIMEOUT_S = 10
 _ADDRESS = re.compile(
-    r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<port>\d+)$"
+    r"^(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@(?P<host>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<port>\d+)$"
 )
 
 
