@@ -1,0 +1,262 @@
+"""`cloud dry-run | launch | monitor` on a rented instance: the unit rules (deadline, money, what
+a remote answer must look like) here, and the whole path over a real sshd playing the instance.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_one_line_error, run_cli
+from support.ssh_server import SSHServer, free_port, ssh_server  # noqa: F401 - a fixture
+from trainwright import clock
+from trainwright.cloud import records
+from trainwright.cloud.estimate import RunEstimate
+from trainwright.cloud.remote_monitor import money
+from trainwright.cloud.remote_run import Instance, answer, deadline_problem, dry_run, instance_for
+from trainwright.errors import TrainwrightError
+from trainwright.state.grimoire import Grimoire
+
+NOW = clock.utc_now()
+
+
+def _stamp(hours: float) -> str:
+    return clock.iso_utc(NOW + _dt.timedelta(hours=hours))
+
+
+def _record(**fields: object) -> records.Record:
+    base: dict[str, object] = {
+        "Project": "demo",
+        "Provider": "vast",
+        "ID": "7000101",
+        "Price per hour": 0.5,
+        "Started": _stamp(-2),
+        "Deadline": _stamp(1),
+        "Status": "RUNNING",
+    }
+    return records.Record("Instance: vast-7000101", {**base, **fields})
+
+
+def _project(tmp_path: Path, **fields: object) -> Path:
+    root = tmp_path / "project"
+    root.mkdir(parents=True)
+    for args in (("init", "."), ("grimoire", "new", "demo")):
+        assert run_cli(*args, cwd=root).returncode == 0
+    rec = _record(**fields)
+    records.add(Grimoire(root / "grimoire"), rec.title, rec.fields)
+    return root
+
+
+def test_deadline_refuses_a_run_longer_than_the_time_left() -> None:
+    rec = _record(Deadline=_stamp(5 / 60))
+    problem = deadline_problem(rec, RunEstimate(3.0, "config.md: about 3 h on RTX 4090"), "demo")
+    assert problem is not None
+    assert 0.07 < problem["hours_left"] <= 5 / 60 and problem["run_hours"] == 3.0
+    assert "0.08 h left" in problem["message"] and "3.00 h" in problem["message"]
+    assert "--max-hours" in problem["fix"] and "--ignore-deadline" in problem["fix"]
+    assert deadline_problem(rec, RunEstimate(0.05, "x"), "demo") is None  # 3 min fits in 5
+
+
+def test_deadline_past_refuses_even_without_an_estimate() -> None:
+    past = _record(Deadline=_stamp(-0.5))
+    problem = deadline_problem(past, None, "demo")
+    assert problem is not None and problem["hours_left"] < 0 and "0.00 h left" in problem["message"]
+    assert deadline_problem(_record(Deadline=_stamp(3)), None, "demo") is None
+    assert deadline_problem(_record(Deadline=None), RunEstimate(9, "x"), "demo") is None
+
+
+def test_money_is_price_times_hours_since_started() -> None:
+    m = money(_record())
+    assert m["spent_so_far"] == pytest.approx(1.0, abs=0.02)
+    assert 1.99 < m["hours_so_far"] < 2.01 and 0.99 < m["hours_left"] <= 1.0
+    assert money(_record(Started="yesterday"))["spent_so_far"] is None
+
+
+def test_no_project_no_instance_and_no_ssh_address_are_named(tmp_path: Path) -> None:
+    root = _project(tmp_path, Status="TERMINATED")
+    g = Grimoire(root / "grimoire")
+    with pytest.raises(TrainwrightError, match="no training project 'other'"):
+        instance_for(g, "other")
+    with pytest.raises(TrainwrightError, match="no running instance recorded for 'demo'"):
+        instance_for(g, "demo")
+    root2 = _project(tmp_path / "b")
+    with pytest.raises(TrainwrightError, match="no ssh address in studio.md yet"):
+        instance_for(Grimoire(root2 / "grimoire"), "demo")
+
+
+def _instance(tmp_path: Path) -> tuple[Instance, Grimoire]:
+    root = _project(tmp_path, SSH="root@127.0.0.1:2222", **{"Remote folder": "/srv/x"})
+    g = Grimoire(root / "grimoire")
+    return instance_for(g, "demo"), g
+
+
+@pytest.mark.parametrize("stdout", ["", "Traceback: boom", "[1, 2]", '"GO"'])
+def test_an_answer_that_is_not_a_json_object_is_one_clear_error(
+    tmp_path: Path, stdout: str
+) -> None:
+    inst, _ = _instance(tmp_path)
+    proc = subprocess.CompletedProcess([], 0, stdout, "")
+    with pytest.raises(TrainwrightError, match="vast instance 7000101 .*did not answer"):
+        answer(inst, proc, "trainwright dry-run")
+
+
+GOOD = {
+    "project": "demo",
+    "gate": 4,
+    "decision": "GO",
+    "reasons": ["3 steps ran"],
+    "fixes": [],
+    "bound_to": "sha256:" + "0" * 64,
+    "details": {"steps_completed": 3, "log": "/srv/x/dry-run.log"},
+}
+
+
+@pytest.mark.parametrize(
+    "lie,rc",
+    [
+        ({}, 1),  # GO printed, NO-GO exit
+        ({"decision": "MAYBE"}, 0),
+        ({"project": "other"}, 0),
+        ({"gate": 3}, 0),
+        ({"reasons": "all fine"}, 0),
+        ({"bound_to": "sha256:../../etc"}, 0),
+    ],
+)
+def test_a_dry_run_answer_that_does_not_hold_together_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lie: dict, rc: int
+) -> None:
+    from trainwright.cloud import remote_run
+
+    _, g = _instance(tmp_path)
+    progress = g.path_for("progress", "demo")
+    before = progress.read_text()
+    reply = json.dumps({**GOOD, **lie})
+    monkeypatch.setattr(
+        remote_run, "run_there", lambda *a, **k: subprocess.CompletedProcess([], rc, reply, "")
+    )
+    with pytest.raises(TrainwrightError, match="does not hold together"):
+        dry_run(g, "demo", 3, 60)
+    assert progress.read_text() == before
+
+
+def test_ssh_refused_is_one_line_naming_the_instance(tmp_path: Path) -> None:
+    root = _project(tmp_path, SSH=f"root@127.0.0.1:{free_port()}")
+    studio = root / "grimoire" / "studio.md"
+    before = studio.read_text()
+    for command in ("monitor", "dry-run", "launch"):
+        proc = run_cli("cloud", command, "demo", cwd=root, timeout=60)
+        assert_one_line_error(proc, "vast instance 7000101", "ssh failed", "cloud ls")
+    assert studio.read_text() == before
+    assert not (root / "grimoire" / "training" / "demo" / "cloud").exists()
+
+
+# ---- over a real sshd ---------------------------------------------------------------------------
+
+
+def _cloud_project(tmp_path: Path):
+    pytest.importorskip("vastai")
+    from support.cloud_fakes import FakeCloud
+    from support.cloud_project import make_project
+
+    fake = FakeCloud().__enter__()
+    return fake, make_project(tmp_path, fake)
+
+
+def _remote_tw(server: SSHServer, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    command = f"cd {folder} && {sys.executable} -m trainwright {' '.join(args)}"
+    return subprocess.run(
+        ["ssh", *server.options().split(), server.host, command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _json(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.slow  # a real sshd, real training on the "instance"
+def test_dry_run_launch_and_monitor_on_the_instance(
+    ssh_server: SSHServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from support.cloud_instance import push_copy, rent, set_instance_fields, tiny_ready
+
+    fake, cp = _cloud_project(tmp_path)
+    folder = tmp_path / "instance" / "work"
+    env = {"TRAINWRIGHT_SSH_OPTS": ssh_server.options()}
+    try:
+        tiny_ready(cp.root, env=cp.env)
+        rent(cp, ssh_server, folder, hours=2)
+        push_copy(cp.root, folder)
+        # Gate 3 there (`cloud validate`'s part, run by hand until it lands)
+        assert _remote_tw(ssh_server, folder, "env", "check", "demo").returncode == 0
+
+        d = _json(cp.run("cloud", "dry-run", "demo", "--json", **env))
+        assert d["decision"] == "GO", d
+        assert d["ran_on"]["ssh"].endswith(f":{ssh_server.port}") and d["steps_completed"] >= 2
+        assert (folder / "grimoire/training/demo/dry-run.log").is_file()
+        assert not (cp.root / "grimoire/training/demo/dry-run.log").exists()  # ran there
+        progress = (cp.root / "grimoire/training/demo/progress.md").read_text()
+        assert "- **Ran on**: vast instance" in progress and "- **Decision**: GO" in progress
+        status = _json(cp.run("gate", "status", "demo", "--json"))
+        assert [x["ok"] for x in status["gates"] if x["gate"] == 4] == [True]  # same inputs here
+
+        # a deadline 5 minutes away and a run of hours: refused, nothing started there
+        hours = "Estimated time=about 3 h on RTX 4090 (900 steps; rough, within 2x)"
+        assert cp.run("grimoire", "set", "config", "--project", "demo", hours).returncode == 0
+        title = set_instance_fields(cp.root, {"Deadline": _stamp(5 / 60)})
+        refused = cp.run("cloud", "launch", "demo", **env)
+        assert refused.returncode == 1, refused.stderr
+        assert "h left before its deadline" in refused.stdout and "3.00 h" in refused.stdout
+        assert "--max-hours" in refused.stdout
+        assert not (folder / "grimoire/training/demo/run.json").exists()
+        set_instance_fields(cp.root, {"Deadline": _stamp(4)})  # 4 h left: room for 3 h
+
+        started = _json(cp.run("cloud", "launch", "demo", "--json", **env))
+        assert started["action"] == "started", started
+        # the ssh session that started it has ended; the run goes on without it
+        again = _json(cp.run("cloud", "launch", "demo", "--json", **env))
+        assert again["action"] == "attached" and again["pid"] == started["pid"], again
+        assert "- **Run started**: " in (cp.root / "grimoire/studio.md").read_text()
+        assert title in (cp.root / "grimoire/studio.md").read_text()
+
+        seen_from: list[int] = []
+        seen_live: list[bool] = []
+        deadline = time.monotonic() + 300
+        while True:
+            proc = cp.run("cloud", "monitor", "demo", "--json", **env)
+            snap = _json(proc)
+            seen_from.append(snap["log_bytes"]["from"])
+            seen_live.append(snap["live"])
+            if snap["status"] == "complete" or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        assert snap["status"] == "complete" and proc.returncode == 0, snap
+        assert snap["step"] == snap["steps"] and snap["loss"] is not None
+        assert snap["checkpoints"] == ["epoch-1", "epoch-2", "epoch-3"]
+        m = snap["money"]
+        assert m["price_per_hour"] == pytest.approx(0.318) and m["spent_so_far"] >= 0.01
+        assert 3.9 < m["hours_left"] <= 4.0
+        remote_log = folder / "grimoire/training/demo/train.log"
+        local = cp.root / "grimoire/training/demo/cloud/train.log"
+        assert local.read_bytes() == remote_log.read_bytes()  # only new bytes each time
+        assert seen_live[0] and not seen_live[-1]  # running with no ssh session, then done
+        assert len(seen_from) >= 2 and max(seen_from) > 0  # later calls bring only new bytes
+        ckpts = sorted((folder / "grimoire/training/demo/output").glob("*.safetensors"))
+        assert len(ckpts) == 3
+        human = cp.run("cloud", "monitor", "demo", **env)
+        assert human.returncode == 0 and "so far at $0.318/h" in human.stdout
+        assert "cloud pull demo" in human.stdout
+        local_progress = (cp.root / "grimoire/training/demo/progress.md").read_text()
+        assert "- **Status**: COMPLETE" in local_progress
+    finally:
+        fake.__exit__(None, None, None)
