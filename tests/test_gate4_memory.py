@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -235,3 +236,92 @@ def test_a_cpu_dry_run_records_process_memory_not_vram(tmp_path: Path) -> None:
     assert not g.path_for("studio").exists() or "Measured/estimated" not in (
         g.path_for("studio").read_text()
     )
+
+
+FAKE_TORCH = """
+class _Props:
+    name = "NVIDIA H100 80GB HBM3"
+    total_memory = 80 * 2**30
+
+class cuda:
+    is_initialized = staticmethod(lambda: True)
+    current_device = staticmethod(lambda: 0)
+    get_device_properties = staticmethod(lambda i: _Props())
+    max_memory_allocated = staticmethod(lambda: 3 * 2**30)
+    max_memory_reserved = staticmethod(lambda: 4 * 2**30)
+"""
+
+
+def test_a_python_trainer_reports_its_peak_through_the_dry_runs_pythonpath(
+    tmp_path: Path,
+) -> None:
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text(FAKE_TORCH)
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "sitecustomize.py").write_text("import os\nos.environ['OWN_SITE'] = 'ran'\n")
+    env = dry_run_memory.child_env()
+    env["PYTHONPATH"] += os.pathsep + os.pathsep.join([str(own), str(fake)])
+    code = "import os, torch; print('own site', os.environ.get('OWN_SITE'))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "own site ran" in proc.stdout  # the environment's own sitecustomize still runs
+    peak = parse_peak(proc.stdout)
+    assert peak is not None and peak.device == "cuda" and peak.gpu == "NVIDIA H100 80GB HBM3"
+    assert peak.reserved_mib == 4096 and peak.allocated_mib == 3072 and peak.total_mib == 81920
+    quiet = subprocess.run(
+        [sys.executable, "-c", "print('no torch here')"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert "trainwright-peak" not in quiet.stdout
+
+
+def test_an_out_of_memory_is_the_measurement_with_the_batch_that_last_fitted() -> None:
+    from trainwright.hardware.measure import halve_until_fits
+    from trainwright.hardware.vram_measure import lines, summary
+
+    class OOM(Exception):
+        pass
+
+    est = estimate(QWEN, LORA)
+    per_sample = est.reserved / GIB / LORA.batch
+
+    def attempt(batch: int) -> dict[str, float]:
+        if batch > 2:
+            raise OOM
+        mib = per_sample * batch * 1024
+        return {"batch": batch, "allocated_mib": mib * 0.9, "reserved_mib": mib, "params": 1}
+
+    result, tried, last = halve_until_fits(8, attempt, OOM)
+    assert tried == [8, 4] and last == 2 and result is not None and result["batch"] == 2
+    raw = {"gpu": "NVIDIA GeForce RTX 4090", "steps": 3, "batch": 8, "total_mib": 24564.0,
+           "free_mib": 23540.0, "fits": False, "oom_batches": tried, "last_fitted_batch": last,
+           "fitted": result}  # fmt: skip
+    m = summary(raw, est)
+    assert m["fits"] is False and m["last_fitted_batch"] == 2 and m["busy"] is None
+    text = "\n".join(lines(m))
+    assert "DOES NOT FIT: out of memory at batch 8, 4; batch 2 last fitted" in text
+    none_fit = summary({**raw, "oom_batches": [8, 4, 2, 1], "last_fitted_batch": 0,
+                        "fitted": None}, est)  # fmt: skip
+    assert "not even batch 1 fitted" in "\n".join(lines(none_fit))
+
+
+def test_vram_measure_says_plainly_why_it_cannot_measure(tmp_path: Path) -> None:
+    no_driver = {"TRAINWRIGHT_NVIDIA_SMI": str(tmp_path / "no-driver" / "nvidia-smi")}
+    proc = run_cli("vram", "--model", "qwen2.5-0.5b", "--measure", "--json", env=no_driver)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "needs an NVIDIA GPU" in proc.stderr and "estimate above is printed alone" in proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["measured"] is None and data["total_gib"] > 0
+    rtx = {"TRAINWRIGHT_NVIDIA_SMI": str(fake_smi(tmp_path, "rtx4090"))}
+    gpu_here = run_cli("vram", "--model", "qwen2.5-0.5b", "--measure", env=rtx)
+    assert gpu_here.returncode == 2 and "Traceback" not in gpu_here.stderr
+    assert "CPU-only build" in gpu_here.stderr and "RTX 4090" in gpu_here.stderr
+    assert "VRAM estimate for qwen2.5-0.5b" in gpu_here.stdout
+    flux = run_cli("vram", "--model", "flux-1-dev", "--measure", env=rtx)
+    assert flux.returncode == 2 and "no config the pack can build" in flux.stderr

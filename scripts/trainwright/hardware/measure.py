@@ -11,8 +11,10 @@ says which batch last fitted. Anything else the pack cannot build is refused bef
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -188,10 +190,11 @@ def run_steps(model: catalog.Model, s: Setup, batch: int, steps: int = STEPS) ->
     torch.cuda.reset_peak_memory_stats()
     t0 = time.monotonic()
     build = _unet if model.is_image else _language
-    net, step = build(model, s, torch, batch)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5, foreach=s.foreach)
+    net = opt = None
     try:
+        net, step = build(model, s, torch, batch)
+        params = [p for p in net.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-5, foreach=s.foreach)
         for _ in range(steps):
             step().backward()
             opt.step()
@@ -206,7 +209,8 @@ def run_steps(model: catalog.Model, s: Setup, batch: int, steps: int = STEPS) ->
             "seconds": round(time.monotonic() - t0, 2),
         }
     finally:
-        del net, opt, params
+        net = opt = params = step = None  # the next row starts from an empty card
+        gc.collect()
         torch.cuda.empty_cache()
 
 
@@ -224,18 +228,28 @@ def measure(model: catalog.Model, s: Setup, steps: int = STEPS) -> dict[str, Any
         "steps": steps,
         "batch": s.batch,
     }
-    batch, tried = s.batch, []
+    result, tried, last = halve_until_fits(
+        s.batch,
+        lambda b: run_steps(model, replace(s, batch=b), b, steps),
+        torch.cuda.OutOfMemoryError,
+    )
+    if result is not None and last == s.batch:
+        out.update(result, fits=True, oom_batches=[])
+    else:
+        out.update(fits=False, oom_batches=tried, last_fitted_batch=last, fitted=result)
+    return out
+
+
+def halve_until_fits(
+    batch: int, attempt: Callable[[int], dict[str, Any]], oom: type[BaseException]
+) -> tuple[dict[str, Any] | None, list[int], int]:
+    """Try `batch`, halving after each out-of-memory: (result, batches that ran out, the batch
+    that fitted or 0)."""
+    tried: list[int] = []
     while batch >= 1:
         try:
-            result = run_steps(model, replace(s, batch=batch), batch, steps)
-        except torch.cuda.OutOfMemoryError:
+            return attempt(batch), tried, batch
+        except oom:
             tried.append(batch)
-            batch = batch // 2
-            continue
-        if batch == s.batch:
-            out.update(result, fits=True, oom_batches=[])
-        else:
-            out.update(fits=False, oom_batches=tried, last_fitted_batch=batch, fitted=result)
-        return out
-    out.update(fits=False, oom_batches=tried, last_fitted_batch=0)
-    return out
+            batch //= 2
+    return None, tried, 0

@@ -26,6 +26,9 @@ from trainwright.hardware.vram import GIB, SAFETY_MARGIN
 PREFIX = "trainwright-peak"
 OVER_ESTIMATE = 1.05  # measured above estimate x this: Gate 4 says the estimate was low
 MIB = 2**20
+# What an idle card shows in use (the driver, a display, this run's own CUDA context): below
+# this, nothing else is counted as holding the GPU.
+IDLE_HELD_GIB = 1.5
 RATIO_FIELD, RATIO_DATE_FIELD = "Measured/estimated", "Measured on"
 
 
@@ -153,7 +156,7 @@ def budget_gib(total_gib: float | None, free_gib: float | None) -> tuple[float |
     if total_gib is None:
         return None, None
     usable = total_gib * (1 - SAFETY_MARGIN)
-    if free_gib is None or free_gib >= total_gib * 0.98:
+    if free_gib is None or total_gib - free_gib <= max(IDLE_HELD_GIB, total_gib * 0.02):
         return usable, None
     busy = total_gib - free_gib
     usable = min(usable, free_gib - total_gib * SAFETY_MARGIN * 0.5)
