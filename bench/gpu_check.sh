@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every CUDA path of the pack on one GPU, in one prepared run (issue 18). Under 8 minutes on one
-# H100 by design: each step has its own time limit (bench/gpu_check.py LIMITS, 470 s in all).
+# H100 by design: each step has its own time limit (bench/gpu_check.py LIMITS, 465 s in all).
 #
 # On a session with a device, once here:   bash bench/gpu_wheels.sh     (bench/wheels/, ~9 MiB)
 # then one device call (the run tool):

@@ -93,12 +93,17 @@ def cuda_problem() -> str | None:
 
 def _language(model: catalog.Model, s: Setup, torch: Any, batch: int) -> Any:
     import transformers as tf
-    from transformers.initialization import no_init_weights
+
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers before 5.x kept it here
+        from transformers.modeling_utils import no_init_weights
 
     cfg = dict(catalog.hf_config(model.main))
     model_type = cfg.pop("model_type")
     config = tf.AutoConfig.for_model(model_type, **cfg)
     config._attn_implementation = s.attention or model.attention or "sdpa"
+    config.use_cache = False
     full = s.method == "full"
     dtype = torch.float32 if (full and s.master_weights) else torch.bfloat16
     with torch.device("cuda"), no_init_weights():
