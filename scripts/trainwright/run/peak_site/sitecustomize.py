@@ -8,6 +8,7 @@ import atexit
 import importlib.machinery
 import importlib.util
 import os
+import shlex
 import sys
 
 
@@ -18,9 +19,16 @@ def _report() -> None:
     try:
         if not torch.cuda.is_initialized():
             return
-        from trainwright.hardware.measured import torch_peak
-
-        line = torch_peak(torch, "cuda").line()
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        mib = 2**20
+        # the format of trainwright.hardware.measured.Peak.line(), written out here because a
+        # trainer's own environment (kohya's, torchtune's) may not have trainwright installed
+        line = (
+            f"trainwright-peak device=cuda "
+            f"allocated_mib={torch.cuda.max_memory_allocated() / mib:.1f} "
+            f"reserved_mib={torch.cuda.max_memory_reserved() / mib:.1f} "
+            f"total_mib={props.total_memory / mib:.1f} gpu={shlex.quote(str(props.name))}"
+        )
     except Exception:  # a report must never turn a finished run into a failed one
         return
     sys.stdout.write(f"\n{line}\n")
