@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,7 +230,8 @@ def test_push_sends_changes_only_and_deletes_nothing_there(cp: CloudProject) -> 
     _json(_up(cp, "--max-hours", "2", "--json"))
     first = _json(cp.run("cloud", "push", "demo", "--json"))
     there = cp.instance
-    for rel in ("data/demo/img0.png", "grimoire/training/demo/config.md", "grimoire/studio.md"):
+    assert (there / "grimoire" / "studio.md").is_file()  # a first copy; the records stay here
+    for rel in ("data/demo/img0.png", "grimoire/training/demo/config.md", "grimoire/eye.md"):
         assert _sha(there / rel) == _sha(cp.root / rel), rel
     assert (there / "resources" / "training" / "presets.yaml").is_file()
     assert first["files_transferred"] >= 5
@@ -239,8 +241,7 @@ def test_push_sends_changes_only_and_deletes_nothing_there(cp: CloudProject) -> 
     assert (there / "data" / "demo" / "theirs.txt").read_text() == "made on the instance"
     (cp.root / "data" / "demo" / "img1.png").write_bytes(os.urandom(20_000))
     third = _json(cp.run("cloud", "push", "demo", "--json"))
-    changed = [c for c in third["changed"] if not c.startswith("grimoire/studio.md")]
-    assert changed == ["data/demo/img1.png"], third
+    assert third["changed"] == ["data/demo/img1.png"], third
     assert "- **Pushed**: " in cp.studio.read_text()
 
 
@@ -274,19 +275,24 @@ def test_push_interrupted_half_way_resumes(cp: CloudProject) -> None:
 
 
 def _image_python(base: Path) -> Path:
-    """A system Python as a provider's image has it: PyTorch (and the pack's dependencies)
-    already installed, trainwright not. Its packages are this venv's, seen through a .pth."""
+    """A system Python as a provider's image has one: PyTorch (and the pack's dependencies)
+    installed, trainwright not. A copy of this interpreter beside links to its standard
+    library, its own site-packages seeing this venv's packages through a .pth file, so that a
+    `venv --system-site-packages` made from it sees them as the image's."""
     import sysconfig
 
     image = base / "image"
-    subprocess.run(
-        [sys._base_executable, "-m", "venv", "--without-pip", str(image)],  # type: ignore[attr-defined]
-        check=True,
-        timeout=120,
-    )
-    site = next(image.glob("lib/python3*/site-packages"))
-    (site / "image_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return image / "bin" / "python"
+    real = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    lib = image / "lib" / stdlib.name
+    (lib / "site-packages").mkdir(parents=True)
+    (image / "bin").mkdir()
+    shutil.copy2(real, image / "bin" / "python3")
+    for entry in stdlib.iterdir():
+        if entry.name != "site-packages":
+            (lib / entry.name).symlink_to(entry)
+    (lib / "site-packages" / "image.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return image / "bin" / "python3"
 
 
 @pytest.mark.slow
@@ -350,6 +356,8 @@ def test_setup_validate_pull_over_ssh(cp: CloudProject, tmp_path: Path) -> None:
     assert "- **Pulled**: " in cp.studio.read_text()
 
     cp.fake.destroy(next(iter(cp.fake.live("vast"))))  # the watchdog (or anyone) destroyed it
+    gone_port = free_port()  # and its address no longer answers
+    cp.studio.write_text(cp.studio.read_text().replace(f":{cp.ssh.port}", f":{gone_port}"))
     gone = cp.run("cloud", "pull", "demo")
     assert (
         gone.returncode == 2 and "is gone" in gone.stderr and "after the last pull" in gone.stderr

@@ -124,9 +124,14 @@ def _dest(remote: Remote, sub: str = "") -> str:
 def push_paths(g: Grimoire, project: str) -> tuple[list[str], Path | None]:
     """What goes to the instance, relative to the project root; and a dataset outside it."""
     root = g.project_root
-    paths = [f"./{p.relative_to(root)}" for p in sorted(g.root.iterdir()) if p.is_file()]
+    studio = g.path_for("studio")
+    paths = [
+        f"./{p.relative_to(root)}"
+        for p in sorted(g.root.iterdir())
+        if p.is_file() and p != studio  # the rental records change with every push: kept here
+    ]
     paths.append(f"./{g.project_dir(project).relative_to(root)}/")
-    for extra in (".trainwright/pack.json", "resources"):
+    for extra in ("grimoire/templates", ".trainwright/pack.json", "resources"):
         if (root / extra).exists():
             paths.append(f"./{extra}")
     outside = None
@@ -146,6 +151,16 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
     paths, outside = push_paths(g, project)
     t.remote.run(t.remote.in_folder("true"))  # the folder exists before rsync writes into it
     stats = _rsync(["--relative", *paths, _dest(t.remote)], t.remote, g.project_root, timeout)
+    studio = f"./{g.path_for('studio').relative_to(g.project_root)}"
+    if Path(g.project_root, studio).is_file():  # a first copy, for the pack's commands there
+        more = _rsync(
+            ["--relative", "--ignore-existing", studio, _dest(t.remote)],
+            t.remote,
+            g.project_root,
+            timeout,
+        )
+        stats["files_transferred"] += more["files_transferred"]
+        stats["changed"] += more["changed"]
     if outside is not None:
         more = _rsync(
             [f"{outside}/", _dest(t.remote, f"datasets/{outside.name}/")],

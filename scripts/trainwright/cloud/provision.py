@@ -115,7 +115,10 @@ def setup(
     pip += ["--find-links", WHEELHOUSE] + (["--no-index"] if no_index else [])
     py = base_python if base_python.startswith("~") else shlex.quote(base_python)
     steps = [
-        f"{py} -m venv --system-site-packages {VENV}",
+        # the image's own pip when it has one: a fresh venv's bundled pip and setuptools would
+        # shadow the image's newer ones
+        f"{{ {py} -c 'import pip' 2>/dev/null && {py} -m venv --system-site-packages "
+        f"--without-pip {VENV} || {py} -m venv --system-site-packages {VENV}; }}",
         shlex.join([*pip, "--force-reinstall", "--no-deps", f"{WHEELHOUSE}/{wheel.name}"]),
         shlex.join([*pip, f"{WHEELHOUSE}/{wheel.name}", *reqs]),
         f"{VENV}/bin/python -m trainwright --version",
