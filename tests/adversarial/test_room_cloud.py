@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,7 @@ from harness import Case, ids, run_case
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from support.cloud_fakes import RUNPOD_KEY, VAST_KEY, FakeCloud  # noqa: E402
 from support.cloud_project import write_keys  # noqa: E402
+from support.ssh_server import free_port, ssh_server  # noqa: E402, F401 - a fixture
 
 pytest.importorskip("vastai")
 pytest.importorskip("runpod")
@@ -85,8 +88,20 @@ def _throttled(project: Path) -> None:
 
 
 def _already_up(project: Path) -> None:
+    """A first up that rented and recorded its instance; no sshd here, so it stopped at the ssh
+    wait (exit 2, the instance recorded as RUNNING and costing money)."""
     _demo(project)
-    _tw(project, *UP, "--yes")
+    _fake().ssh = ("127.0.0.1", free_port())  # nothing listens there
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainwright", *UP, "--yes", "--wait-ssh", "1"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **ENV},
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2 and "still RUNNING" in proc.stderr, proc.stderr
 
 
 def _hand_written(project: Path) -> None:
@@ -368,9 +383,13 @@ def _assert_absent(secret: str, r) -> None:
     assert secret not in r.out + r.err, "the key was printed"
 
 
+NEEDS_SSH = {"up-records-in-its-own-part"}  # an up that succeeds waits for ssh: the loopback sshd
+
+
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
-def test_case(case: Case, tmp_path: Path) -> None:
+def test_case(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     global FAKE, ENV
+    sshd = request.getfixturevalue("ssh_server") if case.id in NEEDS_SSH else None
     home = tmp_path / "home"
     home.mkdir()
     write_keys(home)
@@ -381,6 +400,20 @@ def test_case(case: Case, tmp_path: Path) -> None:
             "XDG_CONFIG_HOME": str(home / ".config"),
             "VAST_URL": fake.url,
             "RUNPOD_API_BASE_URL": fake.url,
+            "TW_POWEROFF": "true",  # a watchdog on this machine never powers it off
+            "TRAINWRIGHT_REMOTE_FOLDER": str(tmp_path / "instance"),
         }
+        if sshd is not None:
+            fake.ssh = ("127.0.0.1", sshd.port)
+            ENV["TRAINWRIGHT_SSH_OPTS"] = sshd.options()
         os.environ.pop("VAST_API_KEY", None)
-        run_case(dataclasses.replace(case, env={**ENV, **case.env}), tmp_path)
+        try:
+            run_case(dataclasses.replace(case, env={**ENV, **case.env}), tmp_path)
+        finally:
+            studio = tmp_path / "project" / "grimoire" / "studio.md"
+            text = studio.read_text() if studio.exists() else ""
+            for pid in re.findall(r"installed \(pid (\d+)", text):
+                try:  # the watchdog `up` started on this machine
+                    os.kill(int(pid), signal.SIGTERM)
+                except ProcessLookupError:
+                    pass

@@ -1,8 +1,9 @@
 """`trainwright cloud`: rented GPUs, from the offer to the teardown, recorded in studio.md.
 
-Built: offers, up (create and record), down (destroy, confirmed by the provider), ls. Not built
-yet, and named where they would run (NOT_BUILT): waiting for ssh, installing the watchdog
-(watchdog.py is ready to copy), validate, push, setup, dry-run, launch, monitor, pull.
+Built here: offers, up (create and record; then bringup.py waits for ssh and guard.py arms the
+watchdog), down (destroy, confirmed by the provider), ls. The instance side is registered from
+instance_commands.py (validate, push, setup, pull) and run_commands.py (dry-run, launch,
+monitor). NOT_BUILT names any step still missing (none).
 """
 
 from __future__ import annotations
@@ -347,8 +348,13 @@ def teardown(g: Grimoire, project: str, wait_s: float) -> dict[str, Any]:
     return {
         "project": project,
         "terminated": done,
-        "note": "nothing was pulled (`cloud pull` is not built yet): what was only on the "
-        "instance is gone",
+        "note": "; ".join(
+            f"{r.provider} {r.id}: last pulled {r.fields['Pulled']}, anything written there after "
+            "that is gone"
+            if r.fields.get("Pulled")
+            else f"{r.provider} {r.id}: never pulled (`cloud pull`), what was only there is gone"
+            for r in live
+        ),
     }
 
 
@@ -441,10 +447,8 @@ def render_ls(d: dict[str, Any]) -> str:
 
 @click.group("cloud")
 def cloud_group() -> None:
-    """Rented GPUs (Vast.ai, RunPod): offers, up, down, ls; recorded in studio.md.
-
-    Not built yet: waiting for ssh, the watchdog install, validate, push, setup, dry-run,
-    launch, monitor and pull on the instance."""
+    """Rented GPUs (Vast.ai, RunPod), recorded in studio.md: offers, up (waits for ssh, arms
+    the deadline watchdog), validate, push, setup, dry-run, launch, monitor, pull, down, ls."""
 
 
 @cloud_group.command("offers")
