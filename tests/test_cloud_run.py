@@ -7,13 +7,15 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from helpers import assert_one_line_error, run_cli
+from support.cloud_fakes import FakeCloud
+from support.cloud_instance import image_python, pack_wheelhouse, set_instance_fields, tiny_ready
+from support.cloud_project import make_project
 from support.ssh_server import SSHServer, free_port, ssh_server  # noqa: F401 - a fixture
 from trainwright import clock
 from trainwright.cloud import records
@@ -159,104 +161,91 @@ def test_ssh_refused_is_one_line_naming_the_instance(tmp_path: Path) -> None:
 # ---- over a real sshd ---------------------------------------------------------------------------
 
 
-def _cloud_project(tmp_path: Path):
-    pytest.importorskip("vastai")
-    from support.cloud_fakes import FakeCloud
-    from support.cloud_project import make_project
-
-    fake = FakeCloud().__enter__()
-    return fake, make_project(tmp_path, fake)
-
-
-def _remote_tw(server: SSHServer, folder: Path, *args: str) -> subprocess.CompletedProcess:
-    command = f"cd {folder} && {sys.executable} -m trainwright {' '.join(args)}"
-    return subprocess.run(
-        ["ssh", *server.options().split(), server.host, command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def _json(proc: subprocess.CompletedProcess) -> dict:
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
 
-@pytest.mark.slow  # a real sshd, real training on the "instance"
-def test_dry_run_launch_and_monitor_on_the_instance(
-    ssh_server: SSHServer,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    from support.cloud_instance import push_copy, rent, set_instance_fields, tiny_ready
+@pytest.fixture
+def cp(tmp_path: Path, ssh_server: SSHServer):  # noqa: F811 - the fixture
+    pytest.importorskip("vastai")
+    with FakeCloud() as fake:
+        project = make_project(tmp_path, fake, ssh=ssh_server)
+        try:
+            yield project
+        finally:
+            project.stop_watchdogs()
 
-    fake, cp = _cloud_project(tmp_path)
-    folder = tmp_path / "instance" / "work"
-    env = {"TRAINWRIGHT_SSH_OPTS": ssh_server.options()}
-    try:
-        tiny_ready(cp.root, env=cp.env)
-        rent(cp, ssh_server, folder, hours=2)
-        push_copy(cp.root, folder)
-        # Gate 3 there (`cloud validate`'s part, run by hand until it lands)
-        assert _remote_tw(ssh_server, folder, "env", "check", "demo").returncode == 0
 
-        d = _json(cp.run("cloud", "dry-run", "demo", "--json", **env))
-        assert d["decision"] == "GO", d
-        assert d["ran_on"]["ssh"].endswith(f":{ssh_server.port}") and d["steps_completed"] >= 2
-        assert (folder / "grimoire/training/demo/dry-run.log").is_file()
-        assert not (cp.root / "grimoire/training/demo/dry-run.log").exists()  # ran there
-        progress = (cp.root / "grimoire/training/demo/progress.md").read_text()
-        assert "- **Ran on**: vast instance" in progress and "- **Decision**: GO" in progress
-        status = _json(cp.run("gate", "status", "demo", "--json"))
-        assert [x["ok"] for x in status["gates"] if x["gate"] == 4] == [True]  # same inputs here
+@pytest.mark.slow  # a real sshd, a venv built there, real training on the "instance"
+def test_up_push_setup_dry_run_launch_monitor_on_the_instance(cp, tmp_path: Path) -> None:
+    tiny_ready(cp.root, env=cp.env)
+    wheels, base = pack_wheelhouse(tmp_path), image_python(tmp_path)
+    up = _json(cp.run("cloud", "up", "demo", "--provider", "vast", "--offer", "31000222",
+                      "--max-hours", "4", "--yes", "--json", timeout=120))  # fmt: skip
+    assert up["SSH"] == f"root@127.0.0.1:{cp.ssh.port}"
+    _json(cp.run("cloud", "push", "demo", "--json"))
+    _json(cp.run("cloud", "setup", "demo", "--base-python", str(base), "--wheelhouse", str(wheels),
+                 "--no-index", "--json", timeout=600))  # fmt: skip
+    gate3 = _json(cp.run("cloud", "validate", "demo", "--json", TRAINWRIGHT_NVIDIA_SMI=""))
+    assert gate3["decision"] == "GO", gate3["reasons"]
+    _json(cp.run("cloud", "push", "demo", "--json"))  # Gate 3's record goes there too
+    there = cp.instance / "grimoire" / "training" / "demo"
+    here = cp.root / "grimoire" / "training" / "demo"
 
-        # a deadline 5 minutes away and a run of hours: refused, nothing started there
-        hours = "Estimated time=about 3 h on RTX 4090 (900 steps; rough, within 2x)"
-        assert cp.run("grimoire", "set", "config", "--project", "demo", hours).returncode == 0
-        title = set_instance_fields(cp.root, {"Deadline": _stamp(5 / 60)})
-        refused = cp.run("cloud", "launch", "demo", **env)
-        assert refused.returncode == 1, refused.stderr
-        assert "h left before its deadline" in refused.stdout and "3.00 h" in refused.stdout
-        assert "--max-hours" in refused.stdout
-        assert not (folder / "grimoire/training/demo/run.json").exists()
-        set_instance_fields(cp.root, {"Deadline": _stamp(4)})  # 4 h left: room for 3 h
+    d = _json(cp.run("cloud", "dry-run", "demo", "--json"))
+    assert d["decision"] == "GO", d
+    assert d["ran_on"]["ssh"] == up["SSH"] and d["steps_completed"] >= 2
+    assert d["ran_on"]["python"] == str(cp.instance / ".venv" / "bin" / "python")
+    assert (there / "dry-run.log").is_file() and not (here / "dry-run.log").exists()
+    progress = (here / "progress.md").read_text()
+    assert "- **Ran on**: vast instance" in progress and "- **Decision**: GO" in progress
+    status = _json(cp.run("gate", "status", "demo", "--json"))
+    assert [x["ok"] for x in status["gates"] if x["gate"] == 4] == [True]  # same inputs here
 
-        started = _json(cp.run("cloud", "launch", "demo", "--json", **env))
-        assert started["action"] == "started", started
-        # the ssh session that started it has ended; the run goes on without it
-        again = _json(cp.run("cloud", "launch", "demo", "--json", **env))
-        assert again["action"] == "attached" and again["pid"] == started["pid"], again
-        assert "- **Run started**: " in (cp.root / "grimoire/studio.md").read_text()
-        assert title in (cp.root / "grimoire/studio.md").read_text()
+    # a deadline 5 minutes away and a run of hours: refused, nothing started there
+    hours = "Estimated time=about 3 h on RTX 4090 (900 steps; rough, within 2x)"
+    assert cp.run("grimoire", "set", "config", "--project", "demo", hours).returncode == 0
+    set_instance_fields(cp.root, {"Deadline": _stamp(5 / 60)})
+    refused = cp.run("cloud", "launch", "demo")
+    assert refused.returncode == 1, refused.stderr
+    assert "h left before its deadline" in refused.stdout and "3.00 h" in refused.stdout
+    assert "--max-hours" in refused.stdout
+    assert not (there / "run.json").exists()
+    set_instance_fields(cp.root, {"Deadline": up["Deadline"]})  # 4 h: room for 3
 
-        seen_from: list[int] = []
-        seen_live: list[bool] = []
-        deadline = time.monotonic() + 300
-        while True:
-            proc = cp.run("cloud", "monitor", "demo", "--json", **env)
-            snap = _json(proc)
-            seen_from.append(snap["log_bytes"]["from"])
-            seen_live.append(snap["live"])
-            if snap["status"] == "complete" or time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
-        assert snap["status"] == "complete" and proc.returncode == 0, snap
-        assert snap["step"] == snap["steps"] and snap["loss"] is not None
-        assert snap["checkpoints"] == ["epoch-1", "epoch-2", "epoch-3"]
-        m = snap["money"]
-        assert m["price_per_hour"] == pytest.approx(0.318) and m["spent_so_far"] >= 0.01
-        assert 3.9 < m["hours_left"] <= 4.0
-        remote_log = folder / "grimoire/training/demo/train.log"
-        local = cp.root / "grimoire/training/demo/cloud/train.log"
-        assert local.read_bytes() == remote_log.read_bytes()  # only new bytes each time
-        assert seen_live[0] and not seen_live[-1]  # running with no ssh session, then done
-        assert len(seen_from) >= 2 and max(seen_from) > 0  # later calls bring only new bytes
-        ckpts = sorted((folder / "grimoire/training/demo/output").glob("*.safetensors"))
-        assert len(ckpts) == 3
-        human = cp.run("cloud", "monitor", "demo", **env)
-        assert human.returncode == 0 and "so far at $0.318/h" in human.stdout
-        assert "cloud pull demo" in human.stdout
-        local_progress = (cp.root / "grimoire/training/demo/progress.md").read_text()
-        assert "- **Status**: COMPLETE" in local_progress
-    finally:
-        fake.__exit__(None, None, None)
+    started = _json(cp.run("cloud", "launch", "demo", "--json"))
+    assert started["action"] == "started", started
+    # the ssh session that started it has ended; a second launch finds it live and attaches
+    again = _json(cp.run("cloud", "launch", "demo", "--json"))
+    assert again["action"] == "attached" and again["pid"] == started["pid"], again
+    assert "- **Run started**: " in cp.studio.read_text()
+
+    seen_from: list[int] = []
+    seen_live: list[bool] = []
+    deadline = time.monotonic() + 300
+    while True:
+        proc = cp.run("cloud", "monitor", "demo", "--json")
+        snap = _json(proc)
+        seen_from.append(snap["log_bytes"]["from"])
+        seen_live.append(snap["live"])
+        if snap["status"] == "complete" or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert snap["status"] == "complete" and proc.returncode == 0, snap
+    assert snap["step"] == snap["steps"] and snap["loss"] is not None
+    assert snap["checkpoints"] == ["epoch-1", "epoch-2", "epoch-3"]
+    assert len(sorted((there / "output").glob("demo-epoch-*.safetensors"))) == 3
+    m = snap["money"]
+    assert m["price_per_hour"] == pytest.approx(0.318) and m["spent_so_far"] >= 0.01
+    assert 3.8 < m["hours_left"] <= 4.0
+    assert (here / "cloud" / "train.log").read_bytes() == (there / "train.log").read_bytes()
+    assert seen_live[0] and not seen_live[-1]  # running with no ssh session open, then done
+    assert len(seen_from) >= 2 and max(seen_from) > 0  # later calls bring only new bytes
+    human = cp.run("cloud", "monitor", "demo")
+    assert human.returncode == 0 and "so far at $0.318/h" in human.stdout
+    assert "cloud pull demo" in human.stdout
+    progress = (here / "progress.md").read_text()
+    assert "- **Status**: COMPLETE" in progress and "cloud/train.log" in progress
+    done = _json(cp.run("cloud", "launch", "demo", "--json"))
+    assert done["action"] == "none" and "cloud launch demo --again" in done["message"]

@@ -1,19 +1,16 @@
-"""The instance side of the cloud tests: a studio.md record whose ssh address is the loopback sshd
-(tests/support/ssh_server.py), a project folder "pushed" there, and a tiny-backend project whose
-Gates 1 and 2 are GO, so the pack's own commands can run on the "instance".
+"""For the run on a rented instance (the loopback sshd, tests/support/ssh_server.py): a
+tiny-backend project whose Gates 1 and 2 are GO, what `cloud setup` installs from, and a way to
+change an instance's recorded fields (its deadline).
 
-Until `cloud push` and `cloud setup` exist, `push_copy` copies the project into the instance's
-folder and `Remote python` is this checkout's interpreter (which has trainwright).
+`cloud setup` installs the pack there from a wheel of this checkout (`pack_wheelhouse`) into a
+venv made from `image_python`, which plays the provider image's system Python.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from trainwright.backends.tiny_model.data import write_example_dataset
 from trainwright.cloud import records
@@ -81,41 +78,45 @@ def tiny_ready(root: Path, name: str = "demo", env: dict[str, str] | None = None
     return g
 
 
-def rent(cp: Any, server: Any, folder: Path, hours: float) -> str:
-    """A running instance in the fake provider, recorded in studio.md the way `cloud up` and
-    `cloud setup` record one, whose ssh address is the loopback sshd `server`."""
-    from trainwright import clock
+def image_python(base: Path) -> Path:
+    """A system Python as a provider's image has it: PyTorch and the pack's dependencies in its
+    own site-packages, trainwright not.
 
-    row = next(iter(cp.fake.instances.values()), None)
-    iid = cp.fake.new_id()
-    cp.fake.instances[iid] = {
-        **(row or {}),
-        "id": int(iid),
-        "_provider": "vast",
-        "label": "trainwright-demo",
-        "gpu_name": "RTX 4090",
-        "dph_total": 0.318,
-        "actual_status": "running",
-        "cur_state": "running",
-    }
-    now = clock.utc_now()
-    title = records.title_for("vast", iid)
-    fields: dict[str, object] = {
-        "Project": "demo",
-        "Provider": "vast",
-        "ID": iid,
-        "GPU": "RTX 4090",
-        "Offer": "31000222",
-        "Price per hour": 0.318,
-        "Started": clock.iso_utc(now),
-        "Deadline": clock.iso_utc(now + _dt.timedelta(hours=hours)),
-        "Status": "RUNNING",
-        "SSH": f"{server.user}@127.0.0.1:{server.port}",
-        "Remote folder": str(folder),
-        "Remote python": sys.executable,
-    }
-    records.add(Grimoire(cp.root / "grimoire"), title, fields)
-    return title
+    A venv cannot play it: a venv made from a venv takes the first one's base interpreter as its
+    "system", so `cloud setup`'s `--system-site-packages` venv would not see the packages. So
+    this is a Python installation of its own: the base interpreter's binary, its standard
+    library linked in, and a site-packages whose .pth names this venv's packages."""
+    import shutil
+    import sysconfig
+
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    image = base / "image"
+    lib = image / "lib" / version
+    (lib / "site-packages").mkdir(parents=True)
+    (image / "bin").mkdir()
+    shutil.copy2(Path(sys.base_prefix, "bin", version), image / "bin" / version)
+    (image / "bin" / "python").symlink_to(version)
+    for entry in Path(sys.base_prefix, "lib", version).iterdir():
+        if entry.name != "site-packages":
+            (lib / entry.name).symlink_to(entry)
+    (lib / "site-packages" / "image_packages.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n"
+    )
+    return image / "bin" / "python"
+
+
+def pack_wheelhouse(base: Path) -> Path:
+    """A folder holding a trainwright wheel built from this checkout (`cloud setup --no-index`)."""
+    from trainwright import cloud
+
+    out = base / "wheelhouse"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(out), str(Path(cloud.__file__).parents[3])],
+        check=True,
+        timeout=300,
+    )
+    return out
 
 
 def set_instance_fields(studio_root: Path, fields: dict[str, object]) -> str:
@@ -124,13 +125,3 @@ def set_instance_fields(studio_root: Path, fields: dict[str, object]) -> str:
     (rec,) = [r for r in records.read(g) if r.running]
     records.update(g, rec.title, fields)
     return rec.title
-
-
-def push_copy(root: Path, folder: Path) -> None:
-    """The project copied to the instance's folder (what `cloud push` will do by rsync)."""
-    shutil.copytree(
-        root,
-        folder,
-        ignore=shutil.ignore_patterns(".cloud"),
-        dirs_exist_ok=True,
-    )

@@ -181,7 +181,10 @@ def monitor(g: Grimoire, project: str) -> dict[str, Any]:
         found = [anomaly_rules.Anomaly(**a) for a in snap["anomalies"]]
         draw(st.curve(), files_curve, f"Loss: {project} (on {inst.name})", found)
         snap["curve"] = str(files_curve)
-        g.update("progress", _progress_fields(snap, state, cks), project)
+        updates = _progress_fields(snap, state, cks)
+        if "Run" in updates:
+            updates["Run"]["Log"] = f"{COPY_DIR}/train.log (copied from {inst.name})"
+        g.update("progress", updates, project)
     return snap
 
 

@@ -270,9 +270,10 @@ def _translate_refusal(d: dict[str, Any], project: str) -> list[dict[str, Any]]:
             continue
         number = gate.get("gate")
         fix = {
-            3: f"trainwright cloud validate {project}",
+            3: f"trainwright cloud validate {project}, then trainwright cloud push {project} "
+            "(the instance reads the gate records pushed to it)",
             4: f"trainwright cloud dry-run {project}",
-        }.get(number, f"{gate.get('fix')} (here), then `trainwright cloud push {project}`")
+        }.get(number, f"{gate.get('fix')} (here), then trainwright cloud push {project}")
         out.append({**gate, "fix": fix})
     return out
 
@@ -284,12 +285,13 @@ def launch(
     max_retries: int = 3,
     hang_timeout: float = 1800.0,
     ignore_deadline: bool = False,
+    again: bool = False,
 ) -> dict[str, Any]:
     """Start the run on the instance with the pack's detached supervisor there (or attach)."""
     inst = instance_for(g, project)
     base = {"project": project, "instance": inst.describe()}
     live = answer(inst, run_there(inst, project, ["monitor", project, "--json"], 120), "monitor")
-    if live.get("status") != "running":
+    if live.get("status") != "running" and (again or live.get("status") != "complete"):
         est = from_config(g, project, str(inst.record.fields.get("GPU") or "") or None)
         problem = deadline_problem(inst.record, est, project)
         if problem and not ignore_deadline:
@@ -302,7 +304,7 @@ def launch(
             else "config.md has no whole-run estimate: the time left was not compared"
         )
     args = ["launch", project, "--detach", "--json", "--max-retries", str(max_retries)]
-    args += ["--hang-timeout", f"{hang_timeout:g}"]
+    args += ["--hang-timeout", f"{hang_timeout:g}", *(["--again"] if again else [])]
     proc = run_there(inst, project, args, timeout=180)
     d = answer(inst, proc, "trainwright launch")
     action = d.get("action")
@@ -312,6 +314,9 @@ def launch(
             "pack knows; nothing is assumed about the run"
         )
     out = {**d, **base, "remote_log": d.get("log")}
+    if isinstance(d.get("message"), str):
+        again_here = f"'cloud launch {project} --again'"
+        out["message"] = d["message"].replace("'launch --again'", again_here)
     if action == "refused":
         out["gates"] = _translate_refusal(d, project)
     if action == "started":

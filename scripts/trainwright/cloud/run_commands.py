@@ -128,6 +128,11 @@ def register(group: click.Group) -> None:
         help="Start even when the run's estimate is longer than the time left before the "
         "instance's deadline (the watchdog still ends it there).",
     )
+    @click.option(
+        "--again",
+        is_flag=True,
+        help="Train a new run after a finished one (the old checkpoints there are moved aside).",
+    )
     @json_option
     @click.pass_context
     def launch_cmd(
@@ -136,6 +141,7 @@ def register(group: click.Group) -> None:
         max_retries: int,
         hang_timeout: float,
         ignore_deadline: bool,
+        again: bool,
         as_json: bool,
     ) -> int:
         """Start project NAME's run on its instance under the pack's detached supervisor there
@@ -150,6 +156,7 @@ def register(group: click.Group) -> None:
             max_retries=max_retries,
             hang_timeout=hang_timeout,
             ignore_deadline=ignore_deadline,
+            again=again,
         )
         emit(out, as_json, _launch_human)
         return 1 if out["action"] in ("refused", "failed-to-start") else 0
