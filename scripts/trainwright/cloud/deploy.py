@@ -22,7 +22,7 @@ from typing import Any
 from trainwright import clock, cloud
 from trainwright.cloud import records
 from trainwright.cloud.base import ProviderError
-from trainwright.cloud.bringup import state_dir
+from trainwright.cloud.bringup import check_folder, state_dir
 from trainwright.cloud.remote import Remote, RemoteError, from_record
 from trainwright.errors import TrainwrightError
 from trainwright.state.grimoire import Grimoire
@@ -75,7 +75,9 @@ def record_for(g: Grimoire, project: str, running: bool = True) -> records.Recor
 
 def target_for(g: Grimoire, project: str) -> Target:
     rec = record_for(g, project)
-    return Target(rec, from_record(rec, state_dir(g)))
+    remote = from_record(rec, state_dir(g))
+    check_folder(remote.folder)
+    return Target(rec, remote)
 
 
 def _rsync(args: list[str], remote: Remote, cwd: Path, timeout: float) -> dict[str, Any]:
@@ -236,6 +238,7 @@ def pull(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
     if not rec.running:
         raise _lost(g, rec, project, "studio.md records it TERMINATED")
     remote = from_record(rec, state_dir(g))
+    check_folder(remote.folder)
     if not remote.reachable():
         if _gone(rec):
             raise _lost(g, rec, project, "the provider no longer has it")
