@@ -410,7 +410,10 @@ def kept_ratio(grimoire: Any, gpu: Any, est: Any) -> dict[str, Any] | None:
     if gpu is None or gpu.name == "system RAM":
         return None
     g = grimoire if isinstance(grimoire, Grimoire) else Grimoire(grimoire)
-    kept = ratio_for(g, gpu.name)
+    try:
+        kept = ratio_for(g, gpu.name)
+    except TrainwrightError:  # a damaged studio.md does not block an estimate for --vram GB
+        return None
     if kept is None:
         return None
     ratio, day = kept
