@@ -308,12 +308,13 @@ def step_vram(rows: Path, gpu: bool) -> None:
             emit(rows, part=label, ok=False, detail="out of memory")
             continue
         alloc, res = got["allocated_mib"] / 1024, got["reserved_mib"] / 1024
+        want = model.main.params if model.is_image else None  # the UNet config is exact?
         err_a = alloc / (est.allocated / GIB) - 1
         err_r = res / (est.reserved / GIB) - 1
         emit(
             rows,
             part=label,
-            ok=True,
+            ok=want is None or got["trainable"] < got["params"] and _unet_exact(got, want),
             seconds=got["seconds"],
             estimate_alloc_gib=round(est.allocated / GIB, 2),
             estimate_reserved_gib=round(est.reserved / GIB, 2),
@@ -323,6 +324,11 @@ def step_vram(rows: Path, gpu: bool) -> None:
             detail=f"est {est.allocated / GIB:.2f}/{est.reserved / GIB:.2f} GiB, measured "
             f"{alloc:.2f}/{res:.2f} GiB (alloc/reserved), error {err_a:+.1%}/{err_r:+.1%}",
         )
+
+
+def _unet_exact(got: dict[str, Any], want: int) -> bool:
+    """The built UNet has the catalog's parameter count (LoRA adapters aside)."""
+    return got["params"] - got["trainable"] == want
 
 
 # --- step 5 ----------------------------------------------------------------------------------
