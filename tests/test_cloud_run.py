@@ -158,6 +158,66 @@ def test_ssh_refused_is_one_line_naming_the_instance(tmp_path: Path) -> None:
     assert not (root / "grimoire" / "training" / "demo" / "cloud").exists()
 
 
+class FakeLog:
+    """The instance's side of the monitor probe: a log that grows, and a run record."""
+
+    def __init__(self, chunk: int = 1 << 20) -> None:
+        self.data, self.started, self.chunk, self.calls = b"", "t1", chunk, []
+
+    def probe(self, _inst: object, _project: str, offset: int) -> dict:
+        import base64
+
+        self.calls.append(offset)
+        start = offset if 0 <= offset <= len(self.data) else 0
+        part = self.data[start : start + self.chunk]
+        return {
+            "size": len(self.data),
+            "offset": start,
+            "data": base64.b64encode(part).decode(),
+            "state": {"started": self.started, "status": "RUNNING"},
+            "live": True,
+            "checkpoints": [],
+        }
+
+
+def test_monitor_copy_takes_only_new_bytes_and_restarts_for_a_new_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainwright.cloud import remote_monitor as rm
+
+    remote = FakeLog(chunk=3)
+    monkeypatch.setattr(rm, "_probe", remote.probe)
+    copy = rm.LocalCopy(tmp_path / "cloud")
+    remote.data = b"step 1\n"
+    _, start, moved = rm.fetch(None, "demo", copy)
+    assert copy.log.read_bytes() == remote.data and (start, moved) == (0, 7)
+    assert remote.calls == [0, 3, 6]  # three bytes a probe: three probes
+    remote.data += b"step 2\n"
+    remote.calls.clear()
+    _, start, moved = rm.fetch(None, "demo", copy)
+    assert copy.log.read_bytes() == remote.data and (start, moved) == (7, 7)
+    assert remote.calls[0] == 7  # only what came after the copy's end
+    remote.data, remote.started = b"new run, a longer first line\n", "t2"
+    rm.fetch(None, "demo", copy)
+    assert copy.log.read_bytes() == remote.data  # the copy started again, not appended
+    remote.data, remote.started = b"x\n", "t3"  # shorter than the copy
+    rm.fetch(None, "demo", copy)
+    assert copy.log.read_bytes() == b"x\n"
+
+
+def test_monitor_copy_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    from trainwright.cloud.remote_monitor import LocalCopy
+
+    (tmp_path / "cloud").write_text("mine")
+    with pytest.raises(TrainwrightError, match="move it aside"):
+        LocalCopy(tmp_path / "cloud")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "cloud2").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(TrainwrightError, match="a link or a file"):
+        LocalCopy(tmp_path / "cloud2")
+    assert (tmp_path / "cloud").read_text() == "mine"
+
+
 # ---- over a real sshd ---------------------------------------------------------------------------
 
 

@@ -24,7 +24,8 @@ from trainwright.errors import TrainwrightError
 from trainwright.state.grimoire import Grimoire
 
 COPY_DIR = "cloud"
-MAX_CHUNK = 32 << 20  # bytes of log per call; the next call brings the rest
+MAX_CHUNK = 32 << 20  # bytes of log per probe; the next probe brings the rest
+MAX_CALLS = 16
 
 
 def probe(project: str, offset: int) -> dict[str, Any]:
@@ -54,30 +55,42 @@ def probe(project: str, offset: int) -> dict[str, Any]:
     }
 
 
-def _copy(folder: Path, got: dict[str, Any], state: dict[str, Any]) -> Path:
-    """Append the new bytes to the local copy (or start it again); return its path."""
-    folder.mkdir(exist_ok=True)
-    log, meta = folder / "train.log", folder / "copy.json"
-    try:
-        old = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        old = {}
-    same_run = old.get("started") == state.get("started")
-    have = log.stat().st_size if log.is_file() else 0
-    data = base64.b64decode(got["data"], validate=True)
-    if got["offset"] == 0 or not same_run or got["offset"] != have:
-        log.write_bytes(data)
-    else:
-        with open(log, "ab") as fh:
-            fh.write(data)
-    meta.write_text(json.dumps({"started": state.get("started")}) + "\n")
-    (folder / "run.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    return log
+class LocalCopy:
+    """The instance's train.log and run record, kept in the project's cloud/ folder."""
 
+    def __init__(self, folder: Path) -> None:
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise TrainwrightError(
+                f"{folder} is not the folder the pack keeps the instance's log in (a link or a "
+                "file); move it aside, then run `cloud monitor` again"
+            )
+        self.folder = folder
+        self.log, self.meta = folder / "train.log", folder / "copy.json"
 
-def _offset(folder: Path) -> int:
-    log = folder / "train.log"
-    return log.stat().st_size if log.is_file() else 0
+    def size(self) -> int:
+        return self.log.stat().st_size if self.log.is_file() else 0
+
+    def same_run(self, state: dict[str, Any]) -> bool:
+        try:
+            old = json.loads(self.meta.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(old, dict) and old.get("started") == state.get("started")
+
+    def add(self, got: dict[str, Any]) -> None:
+        """Append the probe's bytes (or start the copy again from its offset 0)."""
+        data = base64.b64decode(got["data"], validate=True)
+        self.folder.mkdir(exist_ok=True)
+        if got["offset"] == 0:
+            self.log.write_bytes(data)
+        elif got["offset"] == self.size() and self.same_run(got["state"]):
+            with open(self.log, "ab") as fh:
+                fh.write(data)
+        else:
+            raise ValueError("the bytes do not continue the copy")
+        self.meta.write_text(json.dumps({"started": got["state"].get("started")}) + "\n")
+        state = json.dumps(got["state"], indent=2, sort_keys=True)
+        (self.folder / "run.json").write_text(state + "\n")
 
 
 def _status(state: dict[str, Any], live: bool, has_points: bool) -> str | None:
@@ -128,6 +141,38 @@ def money(rec: records.Record) -> dict[str, Any]:
     }
 
 
+def _probe(inst: Any, project: str, offset: int) -> dict[str, Any]:
+    argv = ["-m", "trainwright.cloud.remote_monitor", project, str(offset)]
+    got = answer(inst, run_there_python(inst, project, argv, timeout=120), "the monitor probe")
+    try:
+        return _check(got)
+    except (ValueError, TypeError) as exc:
+        raise TrainwrightError(
+            f"{inst.where}: the monitor probe's answer is not what the pack sends ({exc}); "
+            "nothing was recorded"
+        ) from None
+
+
+def fetch(inst: Any, project: str, copy: LocalCopy) -> tuple[dict[str, Any], int, int]:
+    """Bring the copy up to date: (the last answer, the offset it started from, bytes moved)."""
+    got = _probe(inst, project, copy.size())
+    if got["offset"] > 0 and not copy.same_run(got["state"]):
+        got = _probe(inst, project, 0)  # another run's log, or a copy of unknown origin
+    start, moved = got["offset"], 0
+    for _ in range(MAX_CALLS):
+        try:
+            copy.add(got)
+        except (ValueError, OSError) as exc:
+            raise TrainwrightError(
+                f"could not keep the instance's log in {copy.folder} ({exc}); nothing was recorded"
+            ) from None
+        moved += len(base64.b64decode(got["data"]))
+        if start + moved >= got["size"]:
+            break
+        got = _probe(inst, project, copy.size())
+    return got, start, moved
+
+
 def monitor(g: Grimoire, project: str) -> dict[str, Any]:
     from trainwright.run import anomalies as anomaly_rules
     from trainwright.run.curve import draw
@@ -136,26 +181,16 @@ def monitor(g: Grimoire, project: str) -> dict[str, Any]:
     from trainwright.run.monitor import _progress_fields, snapshot
 
     inst = instance_for(g, project)
-    folder = g.project_dir(project) / COPY_DIR
-    argv = ["-m", "trainwright.cloud.remote_monitor", project, str(_offset(folder))]
-    proc = run_there_python(inst, project, argv, timeout=120)
-    got = answer(inst, proc, "the monitor probe")
-    try:
-        got = _check(got)
-    except (ValueError, TypeError) as exc:
-        raise TrainwrightError(
-            f"{inst.where}: the monitor probe's answer is not what the pack sends ({exc}); "
-            "nothing was recorded"
-        ) from None
-    state = got["state"]
-    log = _copy(folder, got, state)
+    copy = LocalCopy(g.project_dir(project) / COPY_DIR)
+    got, start, moved = fetch(inst, project, copy)
+    state, log = got["state"], copy.log
     fmt, hook = None, None
     try:
         module = backend_module(config_path(g, project)[0])
         fmt, hook = getattr(module, "LOG_FORMAT", None), getattr(module, "parse_line", None)
     except TrainwrightError:
         pass
-    st = read_log(log, fmt, hook) if log.stat().st_size else LogState("none")
+    st = read_log(log, fmt, hook) if copy.size() else LogState("none")
     status = _status(state, got["live"], bool(st.points))
     snap = snapshot(st, status=status, probe_gpu=False)
     cks = [str(c) for c in got["checkpoints"]]
@@ -170,11 +205,7 @@ def monitor(g: Grimoire, project: str) -> dict[str, Any]:
         adjustments=state.get("adjustments") or [],
         message=state.get("message"),
         money=money(inst.record),
-        log_bytes={
-            "from": got["offset"],
-            "got": len(base64.b64decode(got["data"])),
-            "size": got["size"],
-        },
+        log_bytes={"from": start, "got": moved, "size": got["size"]},
     )
     if st.points or state:
         files_curve = g.project_dir(project) / "loss-curve.png"

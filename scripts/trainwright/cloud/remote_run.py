@@ -92,7 +92,10 @@ def run_there_python(
     ssh failing (exit 255), the remote python missing and a one-line trainwright error there
     each become one clear line naming the instance; exit 0 and 1 come back for the caller."""
     r = inst.remote
-    command = r.in_folder(shlex.join([r.python, *argv]))
+    python = shlex.quote(r.python)
+    if r.python.startswith("~/"):  # the login's home, expanded there
+        python = "~/" + shlex.quote(r.python[2:])
+    command = r.in_folder(" ".join([python, *map(shlex.quote, argv)]))
     try:
         proc = r.run(command, timeout=timeout, check=False)
     except RemoteError as exc:
