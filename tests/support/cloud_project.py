@@ -44,12 +44,21 @@ class CloudProject:
         return env
 
     def stop_watchdogs(self) -> None:
-        """End the watchdogs `cloud up` started on this machine (by the pids studio.md names)."""
-        if not self.studio.exists():
-            return
-        for pid in re.findall(r"installed \(pid (\d+)", self.studio.read_text()):
+        """End the watchdogs `cloud up` started on this machine: the pids studio.md names, and
+        any process still working in this project's instance folder (a test may cut studio.md)."""
+        pids = set()
+        if self.studio.exists():
+            pids |= {int(p) for p in re.findall(r"installed \(pid (\d+)", self.studio.read_text())}
+        for proc in Path("/proc").glob("[0-9]*"):
             try:
-                os.kill(int(pid), signal.SIGTERM)
+                cwd = os.readlink(proc / "cwd")
+            except OSError:
+                continue
+            if cwd == str(self.instance) or cwd.startswith(f"{self.instance}/"):
+                pids.add(int(proc.name))
+        for pid in pids - {os.getpid()}:
+            try:
+                os.kill(pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
 
