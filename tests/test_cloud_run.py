@@ -147,6 +147,24 @@ def test_a_dry_run_answer_that_does_not_hold_together_records_nothing(
     assert progress.read_text() == before
 
 
+def test_a_refusal_there_names_the_cloud_commands() -> None:
+    from trainwright.cloud.remote_run import _translate_refusal
+
+    gates = [
+        {"gate": 2, "name": "config", "fix": "trainwright gate check demo --gate 2"},
+        {"gate": 3, "name": "environment", "fix": "trainwright env check demo"},
+        {"gate": 4, "name": "dry run", "fix": "trainwright dry-run demo"},
+        "not a gate",
+    ]
+    fixes = [g["fix"] for g in _translate_refusal({"gates": gates}, "demo")]
+    assert fixes == [
+        "trainwright gate check demo --gate 2 (here), then trainwright cloud push demo",
+        "trainwright cloud validate demo, then trainwright cloud push demo (the instance reads "
+        "the gate records pushed to it)",
+        "trainwright cloud dry-run demo",
+    ]
+
+
 def test_ssh_refused_is_one_line_naming_the_instance(tmp_path: Path) -> None:
     root = _project(tmp_path, SSH=f"root@127.0.0.1:{free_port()}")
     studio = root / "grimoire" / "studio.md"

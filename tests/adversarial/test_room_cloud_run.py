@@ -89,6 +89,29 @@ def _go_with_no_go_exit(project: Path) -> None:
     _lying_python(project, {"dry-run": (json.dumps(GO), 1)})
 
 
+NO_GO = {
+    "project": "demo",
+    "gate": 4,
+    "decision": "NO-GO",
+    "reasons": ["Out of memory at batch 8"],
+    "fixes": ["set batch_size to 4, then: trainwright dry-run demo"],
+    "bound_to": "sha256:" + "ab" * 32,
+    "details": {"steps_completed": 0, "failure": {"kind": "oom"}},
+}
+
+
+def _no_go(project: Path) -> None:
+    _lying_python(project, {"dry-run": (json.dumps(NO_GO), 1)})
+
+
+def _no_go_recorded(r) -> None:
+    progress = (r.project / "grimoire" / "training" / "demo" / "progress.md").read_text()
+    assert "- **Decision**: NO-GO" in progress and "- **Failure kind**: oom" in progress
+    assert "- **Ran on**: vast instance 7000101" in progress
+    assert "trainwright cloud dry-run demo" in r.out  # the fix, said as the cloud command
+    assert "(on vast instance 7000101)" in r.out
+
+
 def _probe_missing_fields(project: Path) -> None:
     _lying_python(project, {"remote_monitor": (json.dumps({"size": 3}), 0)})
 
@@ -120,6 +143,7 @@ def _not_launched(r) -> None:
 
 
 NEEDS_SSH = {
+    "cloud-dry-run-no-go-is-recorded",
     "cloud-dry-run-garbage-json",
     "cloud-dry-run-go-with-no-go-exit",
     "cloud-monitor-probe-missing-fields",
@@ -207,6 +231,16 @@ CASES = [
         ["cloud", "monitor", "demo"],
         setup=_probe_missing_fields,
         check=_said("not what the pack sends"),
+    ),
+    Case(
+        "cloud-dry-run-no-go-is-recorded",
+        "cloud",
+        "resource-exhaustion",
+        "refused",
+        ["cloud", "dry-run", "demo"],
+        setup=_no_go,
+        check=_no_go_recorded,
+        may_change=["grimoire/training/demo/progress.md", "grimoire/training/demo/status.md"],
     ),
     Case(
         "cloud-launch-past-deadline",
