@@ -281,6 +281,16 @@ def test_up_push_setup_dry_run_launch_monitor_on_the_instance(cp, tmp_path: Path
     status = _json(cp.run("gate", "status", "demo", "--json"))
     assert [x["ok"] for x in status["gates"] if x["gate"] == 4] == [True]  # same inputs here
 
+    # the config here edited after the dry run there: refused until pushed and dry-run again
+    cfg = here / "tiny.yaml"
+    text = cfg.read_text()
+    cfg.write_text(text + "# edited here\n")
+    stale = cp.run("cloud", "launch", "demo")
+    assert stale.returncode == 1 and "Gate 4 dry run (here): STALE" in stale.stdout, stale.stdout
+    assert "trainwright cloud push demo, then trainwright cloud dry-run demo" in stale.stdout
+    assert not (there / "run.json").exists()
+    cfg.write_text(text)
+
     # a deadline 5 minutes away and a run of hours: refused, nothing started there
     hours = "Estimated time=about 3 h on RTX 4090 (900 steps; rough, within 2x)"
     assert cp.run("grimoire", "set", "config", "--project", "demo", hours).returncode == 0

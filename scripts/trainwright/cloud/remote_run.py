@@ -281,6 +281,25 @@ def _translate_refusal(d: dict[str, Any], project: str) -> list[dict[str, Any]]:
     return out
 
 
+def dry_run_here(g: Grimoire, project: str) -> list[dict[str, Any]]:
+    """[] when this project's Gate 4 GO (from the instance) still matches the config files and
+    dataset here; else why not. A config edited here after the push would train something else
+    there than what the person sees."""
+    gate = gates.state(g, project, 4)
+    if gate["ok"]:
+        return []
+    state = "STALE (the config or dataset here changed after it)" if gate["stale"] else None
+    return [
+        {
+            "gate": 4,
+            "name": gate["name"],
+            "state": state or gate["decision"],
+            "reason": gate["reason"],
+            "fix": f"trainwright cloud push {project}, then trainwright cloud dry-run {project}",
+        }
+    ]
+
+
 def launch(
     g: Grimoire,
     project: str,
@@ -297,8 +316,10 @@ def launch(
     if live.get("status") != "running" and (again or live.get("status") != "complete"):
         est = from_config(g, project, str(inst.record.fields.get("GPU") or "") or None)
         problem = deadline_problem(inst.record, est, project)
-        if problem and not ignore_deadline:
-            return {**base, "action": "refused", "deadline": problem, "gates": []}
+        here = dry_run_here(g, project)
+        if here or (problem and not ignore_deadline):
+            refused = {**base, "action": "refused", "gates": here, "where": "here"}
+            return {**refused, "deadline": problem if not ignore_deadline else None}
         base["deadline_note"] = (
             problem["message"]
             if problem
@@ -321,7 +342,7 @@ def launch(
         again_here = f"'cloud launch {project} --again'"
         out["message"] = d["message"].replace("'launch --again'", again_here)
     if action == "refused":
-        out["gates"] = _translate_refusal(d, project)
+        out["gates"], out["where"] = _translate_refusal(d, project), "there"
     if action == "started":
         records.update(g, inst.record.title, {"Run started": clock.iso_utc(clock.utc_now())})
     return out

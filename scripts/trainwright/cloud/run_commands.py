@@ -30,13 +30,15 @@ def _launch_human(d: dict[str, Any]) -> str:
     inst = d["instance"]
     on = f"{inst['provider']} instance {inst['id']}"
     action = d["action"]
-    if action == "refused" and d.get("deadline"):
-        dl = d["deadline"]
-        return f"Launch refused on {on}: {dl['message']}\n  fix: {dl['fix']}"
     if action == "refused":
-        lines = [f"Launch refused on {on}: the gates there are not all GO:"]
+        lines = [f"Launch refused on {on}; nothing was started:"]
+        if d.get("deadline"):
+            lines += [f"  {d['deadline']['message']}", f"      fix: {d['deadline']['fix']}"]
+        where = "on the instance" if d.get("where") == "there" else "here"
         for gate in d["gates"]:
-            lines.append(f"  Gate {gate.get('gate')} {gate.get('name')}: {gate.get('state')}")
+            lines.append(
+                f"  Gate {gate.get('gate')} {gate.get('name')} ({where}): {gate.get('state')}"
+            )
             if gate.get("reason"):
                 lines.append(f"      why: {gate['reason']}")
             lines.append(f"      fix: {gate['fix']}")
