@@ -148,8 +148,9 @@ def register(group: click.Group) -> None:
     ) -> int:
         """Start project NAME's run on its instance under the pack's detached supervisor there
         (same out-of-memory retries; it survives the ssh session ending). Refused when config.md's
-        estimate is longer than the time left before the instance's deadline; a second launch
-        while the run is live reports it and starts nothing. Exit 1 when refused or not started."""
+        estimate is longer than the time left before the instance's deadline, or when the config
+        or dataset here changed after the dry run there; a second launch while the run is live
+        reports it and starts nothing. Exit 1 when refused or not started."""
         from trainwright.cloud.remote_run import launch
 
         out = launch(
