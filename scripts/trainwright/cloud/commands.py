@@ -530,6 +530,7 @@ def up_cmd(
     _confirm(render_plan(plan), yes, as_json)
     result = start(g, plan)
     result.update(bringup.bring_up(g, result["entry"], wait_ssh, folder, idle_minutes))
+    result["ssh"] = result.get("SSH")
     emit(result, as_json, render_started)
 
 
