@@ -147,6 +147,23 @@ def test_a_dry_run_answer_that_does_not_hold_together_records_nothing(
     assert progress.read_text() == before
 
 
+@pytest.mark.parametrize(
+    "rc,err",
+    [(127, "sh: 1: /x/.venv/bin/python: not found"), (1, "python3: No module named trainwright")],
+)
+def test_an_instance_without_the_pack_says_to_run_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rc: int, err: str
+) -> None:
+    from trainwright.cloud.remote import Remote
+    from trainwright.cloud.remote_run import run_there
+
+    inst, _ = _instance(tmp_path)
+    monkeypatch.setattr(Remote, "run", lambda *a, **k: subprocess.CompletedProcess([], rc, "", err))
+    with pytest.raises(TrainwrightError, match="cloud setup demo") as info:
+        run_there(inst, "demo", ["monitor", "demo", "--json"], 10)
+    assert "vast instance 7000101" in str(info.value)
+
+
 def test_a_refusal_there_names_the_cloud_commands() -> None:
     from trainwright.cloud.remote_run import _translate_refusal
 

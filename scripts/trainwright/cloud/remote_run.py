@@ -105,7 +105,8 @@ def run_there_python(
             f"{inst.where}: ssh failed: {_last_line(proc.stderr)}; nothing was changed here "
             "(is the instance still up? `trainwright cloud ls`)"
         )
-    if proc.returncode == NOT_FOUND:
+    no_pack = "No module named trainwright" in proc.stderr and not proc.stdout.strip()
+    if proc.returncode == NOT_FOUND or no_pack:
         raise RemoteError(
             f"{inst.where}: {r.python} cannot run trainwright there ({_last_line(proc.stderr)}): "
             f"run `trainwright cloud setup {project}` first"
