@@ -69,10 +69,11 @@ def _monitor_human(d: dict[str, Any]) -> str:
     inst, m = d["instance"], d["money"]
     spent = "?" if m["spent_so_far"] is None else f"${m['spent_so_far']:.2f}"
     left = "?" if m["hours_left"] is None else f"{m['hours_left']:.2f} h"
+    price = "?" if m["price_per_hour"] is None else f"${m['price_per_hour']}"
     lines = [
         local_human(d),
         f"  instance {inst['provider']} {inst['id']} ({inst['ssh']}): {spent} so far at "
-        f"${m['price_per_hour']}/h; {left} left before the deadline {m['deadline']}",
+        f"{price}/h; {left} left before the deadline {m['deadline'] or '?'}",
     ]
     if d["checkpoints"]:
         lines.append(f"  checkpoints on the instance: {', '.join(d['checkpoints'])}")
