@@ -242,6 +242,11 @@ def test_push_sends_changes_only_and_deletes_nothing_there(cp: CloudProject) -> 
     (cp.root / "data" / "demo" / "img1.png").write_bytes(os.urandom(20_000))
     third = _json(cp.run("cloud", "push", "demo", "--json"))
     assert third["changed"] == ["data/demo/img1.png"], third
+    run_wrote = there / "grimoire" / "training" / "demo" / "progress.md"
+    run_wrote.write_text(run_wrote.read_text() + "\nwritten by the run there\n")
+    fourth = _json(cp.run("cloud", "push", "demo", "--json"))
+    assert fourth["newer_there"] == ["grimoire/training/demo/progress.md"], fourth
+    assert run_wrote.read_text().endswith("written by the run there\n")  # not overwritten
     assert "- **Pushed**: " in cp.studio.read_text()
 
 
@@ -421,6 +426,7 @@ def test_rsync_stats_are_read() -> None:
     s = _stats(text)
     assert s["files_transferred"] == 2 and s["bytes_sent"] == 1234
     assert s["matched_bytes"] == 5000 and s["changed"] == ["data/a.png", "b.txt"]
+    assert _stats("data/c.png is newer\n")["newer_there"] == ["data/c.png"]
 
 
 def test_watchdog_reads_the_container_environment(tmp_path: Path, monkeypatch) -> None:

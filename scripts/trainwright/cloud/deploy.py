@@ -30,6 +30,7 @@ from trainwright.state.names import check_name
 
 RSYNC_OPTS_ENV = "TRAINWRIGHT_RSYNC_OPTS"  # e.g. --bwlimit=5000 on a slow link
 RSYNC = ["rsync", "-az", "--partial", "--checksum", "--update", "--exclude=*.lock", "-s"]
+# --info=skip1 names each file --update left alone because the receiver's copy is newer
 HASHES = r"""
 import hashlib, json, os, sys
 root = sys.argv[1]
@@ -85,7 +86,8 @@ def _rsync(args: list[str], remote: Remote, cwd: Path, timeout: float) -> dict[s
         extra = shlex.split(os.environ.get(RSYNC_OPTS_ENV, ""))
     except ValueError as exc:
         raise TrainwrightError(f"{RSYNC_OPTS_ENV} is not valid shell words: {exc}") from None
-    argv = [*RSYNC, "--stats", "--itemize-changes", "-e", remote.rsh(), *extra, *args]
+    argv = [*RSYNC, "--stats", "--itemize-changes", "--info=skip1", "-e", remote.rsh()]
+    argv += [*extra, *args]
     try:
         proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -116,6 +118,9 @@ def _stats(text: str) -> dict[str, Any]:
         "literal_bytes": number("Literal data"),
         "matched_bytes": number("Matched data"),
         "changed": changed,
+        "newer_there": [
+            ln[: -len(" is newer")] for ln in text.splitlines() if ln.endswith(" is newer")
+        ],
     }
 
 
@@ -173,6 +178,7 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
         for key in ("files_transferred", "bytes_sent", "literal_bytes", "matched_bytes"):
             stats[key] += more[key]
         stats["changed"] += [f"datasets/{outside.name}/{c}" for c in more["changed"]]
+        stats["newer_there"] += [f"datasets/{outside.name}/{c}" for c in more["newer_there"]]
     when = clock.iso_utc(clock.utc_now())
     note = f"{when} ({stats['files_transferred']} files changed, {stats['bytes_sent']} bytes sent)"
     fields: dict[str, object] = {"Pushed": note}

@@ -21,6 +21,7 @@ def _push_human(d: dict[str, Any]) -> str:
     lines += [f"  {c}" for c in d["changed"][:20]]
     if len(d["changed"]) > 20:
         lines.append(f"  ... and {len(d['changed']) - 20} more")
+    lines += [f"  kept on the instance (newer there): {n}" for n in d["newer_there"]]
     lines.append(f"next: trainwright cloud setup {d['project']}")
     return "\n".join(lines)
 
