@@ -26,7 +26,18 @@ from types import ModuleType
 
 from trainwright.errors import TrainwrightError
 
-NOT_PROVIDERS = ("base", "commands", "records", "watchdog", "estimate")
+NOT_PROVIDERS = (
+    "base",
+    "commands",
+    "records",
+    "watchdog",
+    "estimate",
+    "bringup",
+    "guard",
+    "deploy",
+    "provision",
+    "instance_commands",
+)
 
 
 @cache
