@@ -20,6 +20,7 @@ from typing import Any
 
 from trainwright import clock
 from trainwright.cloud import records
+from trainwright.cloud.bringup import state_dir
 from trainwright.cloud.estimate import RunEstimate, from_config
 from trainwright.cloud.remote import Remote, RemoteError, from_record
 from trainwright.errors import TrainwrightError
@@ -27,7 +28,6 @@ from trainwright.state import gates
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
 
-STATE_DIR = ".cloud"  # beside the grimoire's state files: the instances' known host keys
 SSH_FAILED = 255
 NOT_FOUND = 127
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -72,9 +72,7 @@ def instance_for(g: Grimoire, project: str) -> Instance:
             f"no running instance recorded for {project!r} in studio.md: rent one with "
             f"`trainwright cloud up {project} --provider P --offer ID` (`cloud ls` lists them)"
         )
-    state = g.root / STATE_DIR
-    state.mkdir(exist_ok=True)
-    return Instance(live[0], from_record(live[0], state))
+    return Instance(live[0], from_record(live[0], state_dir(g)))
 
 
 def run_there(
