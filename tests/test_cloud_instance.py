@@ -145,6 +145,24 @@ def test_watchdog_from_up_destroys_the_instance_at_the_deadline(
 
 
 @pytest.mark.slow
+def test_watchdog_from_up_destroys_once_the_run_there_ended_and_idled(cp: CloudProject) -> None:
+    where = str(cp.root.parent / "container-environ")
+    rec = _json(_up(cp, "--max-hours", "2", "--idle-minutes", "0.05", "--json", TW_ENV_FILES=where))
+    _container_env(cp, "vast", str(rec["ID"]))
+    run_dir = cp.instance / "grimoire" / "training" / "demo"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"status": "RUNNING", "attempt": 1}))
+    time.sleep(5)  # a live run, however quiet, is left alone
+    assert len(cp.fake.live("vast")) == 1
+    (run_dir / "run.json").write_text(
+        json.dumps({"status": "COMPLETE", "ended": "2026-12-06T01:00:00Z"})
+    )
+    assert _wait_for(lambda: cp.fake.live("vast") == {}, 30)
+    log = (cp.instance / "trainwright-watchdog.log").read_text()
+    assert "run ended and idle for" in log and "destroyed" in log
+
+
+@pytest.mark.slow
 def test_watchdog_without_a_credential_powers_off(cp: CloudProject) -> None:
     _json(_up(cp, "--max-hours", "0.002", "--json"))  # 7 s; no container environment anywhere
     marker = cp.root.parent / "powered-off"
