@@ -466,3 +466,17 @@ def test_watchdog_reads_the_container_environment(tmp_path: Path, monkeypatch) -
     assert wd.setting("NOPE") is None
     monkeypatch.setenv("CONTAINER_API_KEY", "from-env")
     assert wd.setting("CONTAINER_API_KEY") == "from-env"
+
+
+def test_vast_address_is_read_as_its_cli_reads_it() -> None:
+    from trainwright.cloud.vast import _ssh
+
+    both = {
+        "public_ipaddr": "198.51.100.20",
+        "ports": {"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": "41022"}]},
+        "ssh_host": "ssh5.vast.ai",
+        "ssh_port": 22345,
+    }
+    assert _ssh(both) == ("198.51.100.20", 41022)  # direct first, as `vastai ssh-url`
+    assert _ssh({**both, "ports": {}}) == ("ssh5.vast.ai", 22345)  # else the proxy
+    assert _ssh({"ports": None, "ssh_host": None, "ssh_port": None}) == (None, None)  # loading

@@ -10,9 +10,10 @@ Faults, set on the object while it runs: `balance` (0: creating is refused for l
 stopping, before the provider forgets it), `ssh` ((host, port): the address every instance
 reports, the tests' loopback sshd; None keeps the documented sample address) and `ssh_delay`
 (seconds after the create before the address appears: the instance is still loading).
-Vast reports the address as `ssh_host`/`ssh_port` (its ssh proxy) and `public_ipaddr` with
-`ports["22/tcp"][0]["HostPort"]` (direct); RunPod as `runtime.ports[]` with `ip`, `publicPort`,
-`privatePort: 22`, `isIpPublic`, and `runtime: null` while the pod starts.
+Vast reports the address as `public_ipaddr` with `ports["22/tcp"][0]["HostPort"]` (direct: the
+sshd) and `ssh_host`/`ssh_port` (its ssh proxy: the documented sample, not reachable here);
+RunPod as `runtime.ports[]` with `ip`, `publicPort`, `privatePort: 22`, `isIpPublic`, and
+`runtime: null` while the pod starts. Shapes and sources: shapes.json's `ssh_address`.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ class FakeCloud:
         host, port = self.ssh
         up = time.monotonic() - row.get("_created", 0.0) >= self.ssh_delay
         if row["_provider"] == "vast":
+            proxy = SHAPES["vast"]["ssh_address"]["reply"]  # not this machine: the direct one is
             out |= {
-                "ssh_host": host if up else None,
-                "ssh_port": port if up else None,
+                "ssh_host": proxy["ssh_host"] if up else None,
+                "ssh_port": proxy["ssh_port"] if up else None,
                 "public_ipaddr": host if up else None,
                 "ports": {"22/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]} if up else {},
             }

@@ -155,7 +155,21 @@ def find_offer(offer_id: str) -> Offer | None:
     return _offer(match[0]) if match else None
 
 
+def _ssh(row: dict[str, Any]) -> tuple[str | None, int | None]:
+    """As `vastai ssh-url` reads it: the direct address (public_ipaddr and the host port mapped
+    to 22) when the instance has one, else Vast's ssh proxy (ssh_host, ssh_port)."""
+    ports = row.get("ports")
+    direct = ports.get("22/tcp") if isinstance(ports, dict) else None
+    if direct and row.get("public_ipaddr"):
+        try:
+            return str(row["public_ipaddr"]), int(direct[0]["HostPort"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass
+    return row.get("ssh_host"), int(row["ssh_port"]) if row.get("ssh_port") else None
+
+
 def _instance(row: dict[str, Any]) -> Instance:
+    host, port = _ssh(row)
     return Instance(
         provider=NAME,
         id=str(row["id"]),
@@ -163,8 +177,8 @@ def _instance(row: dict[str, Any]) -> Instance:
         gpu=str(row.get("gpu_name") or ""),
         price_per_hour=float(row["dph_total"]) if row.get("dph_total") is not None else None,
         label=str(row.get("label") or ""),
-        ssh_host=row.get("ssh_host"),
-        ssh_port=int(row["ssh_port"]) if row.get("ssh_port") else None,
+        ssh_host=host,
+        ssh_port=port,
     )
 
 
