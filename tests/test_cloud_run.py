@@ -25,11 +25,10 @@ from trainwright.cloud.remote_run import Instance, answer, deadline_problem, dry
 from trainwright.errors import TrainwrightError
 from trainwright.state.grimoire import Grimoire
 
-NOW = clock.utc_now()
-
 
 def _stamp(hours: float) -> str:
-    return clock.iso_utc(NOW + _dt.timedelta(hours=hours))
+    """A time `hours` from now, taken when the test runs (not when the file is collected)."""
+    return clock.iso_utc(clock.utc_now() + _dt.timedelta(hours=hours))
 
 
 def _record(**fields: object) -> records.Record:

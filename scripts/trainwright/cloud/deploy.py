@@ -25,6 +25,7 @@ from trainwright.cloud.base import ProviderError
 from trainwright.cloud.bringup import check_folder, state_dir
 from trainwright.cloud.remote import Remote, RemoteError, from_record
 from trainwright.errors import TrainwrightError
+from trainwright.state.content_hash import file_sha256
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
 
@@ -197,16 +198,6 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
 # ---- pull ----------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _manifest(g: Grimoire, rec: records.Record) -> Path:
     return state_dir(g) / f"{rec.provider}-{rec.id}.pulled.json"
 
@@ -265,7 +256,7 @@ def pull(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
     verified, kept, bad = [], [], []
     for rel, (digest, _size, mtime) in sorted(sums.items()):
         path = local / rel
-        if path.is_file() and _sha256(path) == digest:
+        if path.is_file() and file_sha256(path)[0] == digest:
             verified.append(rel)
         elif path.is_file() and path.stat().st_mtime > mtime:
             kept.append(rel)  # changed here after the instance's copy: --update kept it
