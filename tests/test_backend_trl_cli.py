@@ -65,8 +65,9 @@ def test_configure_gate_dry_run_launch_monitor(project: Path) -> None:
     assert "GiB of system RAM" in out  # sized for the CPU: no GPU here
     folder = root / "grimoire" / "training" / "demo"
     cfg = yaml.safe_load((folder / "trl.yaml").read_text())
-    assert cfg["model_name_or_path"] == str(root / "llm" / "model")  # made absolute
-    assert cfg["datasets"][0]["data_files"] == str(root / "llm" / "data" / "sft.jsonl")
+    # relative to the folder TRL starts in, so the project runs wherever it is copied
+    assert cfg["model_name_or_path"] == "../../../llm/model"
+    assert (folder / cfg["datasets"][0]["data_files"]).resolve() == root / "llm/data/sft.jsonl"
     ok(run_cli("gate", "check", "demo", "--gate", "2", cwd=root), "Gate 2 (config) for demo: GO")
     ok(run_cli("env", "check", "demo", cwd=root), "The trl backend is installed")
     ok(run_cli("gate", "check", "demo", "--gate", "3", cwd=root), "GO")

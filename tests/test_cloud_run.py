@@ -287,7 +287,13 @@ def test_up_push_setup_dry_run_launch_monitor_on_the_instance(cp, tmp_path: Path
     there = cp.instance / "grimoire" / "training" / "demo"
     here = cp.root / "grimoire" / "training" / "demo"
 
-    d = _json(cp.run("cloud", "dry-run", "demo", "--json"))
+    # the instance reads its own copy of the dataset: this machine's is away while it runs
+    # (the instance shares this filesystem, so a config naming this machine's path would not fail)
+    (cp.root / "dataset").rename(cp.root / "dataset-away")
+    try:
+        d = _json(cp.run("cloud", "dry-run", "demo", "--json"))
+    finally:
+        (cp.root / "dataset-away").rename(cp.root / "dataset")
     assert d["decision"] == "GO", d
     assert d["ran_on"]["ssh"] == up["SSH"] and d["steps_completed"] >= 2
     assert d["ran_on"]["python"] == str(cp.instance / ".venv" / "bin" / "python")

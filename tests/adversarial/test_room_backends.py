@@ -28,14 +28,14 @@ def _hostile(p):
 def _kohya_dir(r: Result) -> None:
     data = tomllib.loads((r.project / P / "kohya-dataset.toml").read_text())
     got = data["datasets"][0]["subsets"][0]["image_dir"]
-    assert got == str(r.project / HOSTILE), got
+    assert (r.project / P / got).resolve() == (r.project / HOSTILE).resolve(), got
     assert not (r.project / "pwn").exists()
 
 
 def _toolkit_dir(r: Result) -> None:
     data = yaml.safe_load((r.project / P / "ai-toolkit.yaml").read_text())
     folders = [d["folder_path"] for d in data["config"]["process"][0]["datasets"]]
-    assert folders == [str(r.project / HOSTILE)], folders
+    assert [(r.project / P / f).resolve() for f in folders] == [(r.project / HOSTILE).resolve()]
 
 
 def _tiny_dataset(expected: str):

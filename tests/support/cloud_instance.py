@@ -29,8 +29,9 @@ def tw(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float
 
 
 def tiny_ready(root: Path, name: str = "demo", env: dict[str, str] | None = None) -> Grimoire:
-    """A tiny project in `root` (already `trainwright init` with `grimoire new NAME`), every path
-    relative to the project root, Gate 2 checked for real and Gate 1 GO bound to the dataset.
+    """A tiny project in `root` (already `trainwright init` with `grimoire new NAME`), configured
+    as a person would (the dataset typed relative to the project root), Gate 2 checked for real
+    and Gate 1 GO bound to the dataset.
 
     Gate 1 belongs to the dataset room (a real GO needs 20+ distinct images); here it is recorded
     GO with its real binding, as tests/support/tiny_project.py's stand-ins do."""
@@ -66,9 +67,7 @@ def tiny_ready(root: Path, name: str = "demo", env: dict[str, str] | None = None
         env=env,
     )
     cfg = root / "grimoire" / "training" / name / "tiny.yaml"
-    text = cfg.read_text()
-    assert f"dataset: {root / 'dataset'}\n" in text
-    cfg.write_text(text.replace(f"dataset: {root / 'dataset'}\n", "dataset: ../../../dataset\n"))
+    assert "dataset: ../../../dataset\n" in cfg.read_text()  # as config writes it: it travels
     tw(root, "gate", "check", name, "--gate", "2", env=env)
     g = Grimoire(root / "grimoire")
     from trainwright.dataset import gate as dataset_gate
@@ -96,6 +95,7 @@ def image_python(base: Path) -> Path:
     (image / "bin").mkdir()
     shutil.copy2(Path(sys.base_prefix, "bin", version), image / "bin" / version)
     (image / "bin" / "python").symlink_to(version)
+    (image / "bin" / "python3").symlink_to(version)
     for entry in Path(sys.base_prefix, "lib", version).iterdir():
         if entry.name != "site-packages":
             (lib / entry.name).symlink_to(entry)

@@ -16,7 +16,7 @@ Identity and install
     FRAMEWORK                 its loss head, for the VRAM estimate ("hf" for llm, "none" for
                               image by default; or `framework(plan)`)
 Config (`trainwright config`)
-    CONFIG_FILE, OPTIMIZER_KEY, render(plan), check_keys(files), read_config(path),
+    CONFIG_FILE, OPTIMIZER_KEY, render(plan), check_keys(files, folder), read_config(path),
     vram_overrides(plan)={}
 Running (dry run, launch, OOM retry, monitor)
     command(config, *, max_steps, batch_size, accumulation, resume, save) -> argv

@@ -155,7 +155,7 @@ def vram_overrides(plan: TrainingPlan) -> dict[str, Any]:
     return {"base_quant": "fp8" if quant else "none"}
 
 
-def check_keys(files: dict[str, str]) -> list[str]:
+def check_keys(files: dict[str, str], folder: Path | None = None) -> list[str]:
     n = names()
     job = yaml.safe_load(files[CONFIG_FILE])
     problems = [f"top: '{k}' is unknown" for k in job if k not in n["top"]]

@@ -139,7 +139,7 @@ def check(grimoire: Grimoire, project: str) -> GateResult:
             "name the downloaded model in grimoire/studio.md (a '### Model:' entry with its File),"
             f" then rerun: {config_command(grimoire, project)}"
         )
-    problems = backend.check_keys(files) if hasattr(backend, "check_keys") else []
+    problems = backend.check_keys(files, folder) if hasattr(backend, "check_keys") else []
     if problems:
         reasons += problems
         fixes.append("remove or rename the keys the trainer does not know")

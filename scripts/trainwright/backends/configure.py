@@ -103,10 +103,27 @@ def _studio_model_path(g: Any, model: Any) -> str | None:
     return None
 
 
-# Override keys that name a file or folder: the trainer runs in the project folder, so a path the
-# person typed relative to the project root is made absolute before it is written.
+# Override keys that name a file or folder. The person types them relative to the project root;
+# the trainer starts in the project's config folder, so they are written relative to that folder
+# when they lie inside the project (the files then work wherever the project is copied: a rented
+# instance, a cluster's shared disk) and absolute when they lie outside it.
 PATH_KEYS = {"dataset_dir", "image_dir", "base_model_path", "pretrained_model_name_or_path",
              "checkpoint_dir"}
+
+
+def portable_path(g: Any, folder: Path, path: str | Path) -> str:
+    """An absolute path as the config in `folder` should name it: relative to `folder` when it
+    lies under the project root, else as it is."""
+    import os
+
+    target = Path(path)
+    if not target.is_absolute():
+        return str(path)
+    root = Path(os.path.realpath(g.project_root))
+    real, where = Path(os.path.realpath(target)), Path(os.path.realpath(folder))
+    if not all(p == root or root in p.parents for p in (real, where)):
+        return str(path)  # outside the project, or reached through a link that leads out of it
+    return os.path.relpath(real, where)
 
 
 def _local_path(g: Any, raw: str) -> str:
@@ -116,13 +133,13 @@ def _local_path(g: Any, raw: str) -> str:
     return str(path) if path.exists() or raw.startswith((".", "~")) else raw
 
 
-def _absolute_paths(g: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+def _config_paths(g: Any, folder: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     out = dict(overrides)
     for key, value in overrides.items():
         if key in ("dataset_dir", "image_dir") and isinstance(value, str) and value.strip():
-            out[key] = str(g.resolve(value))
+            out[key] = portable_path(g, folder, g.resolve(value))
         elif key in PATH_KEYS and isinstance(value, str) and value.strip():
-            out[key] = _local_path(g, value)
+            out[key] = portable_path(g, folder, _local_path(g, value))
     return out
 
 
@@ -188,14 +205,15 @@ def generate(
     if model.is_image:
         dataset = g.dataset_folder(project) if intent.get("Dataset folder") else None
         if dataset:
-            defaults["dataset_dir"] = str(dataset)
+            defaults["dataset_dir"] = portable_path(g, folder, dataset)
             defaults["images"] = count_images(str(dataset))
         if intent.get("Trigger word"):
             defaults["trigger_word"] = str(intent["Trigger word"])
     elif intent.get("Dataset folder"):  # a language model's rows: a file or a folder of them
-        defaults["dataset_dir"] = str(g.dataset_folder(project))
+        defaults["dataset_dir"] = portable_path(g, folder, g.dataset_folder(project))
+    studio_model = _studio_model_path(g, model)
     defaults["base_model_path"] = (
-        _studio_model_path(g, model)
+        (studio_model and portable_path(g, folder, studio_model))
         or _hub_id(model)
         or getattr(backend, "BASE_MODEL", None)  # a trainer that ships its model (tiny)
         or PLACEHOLDER
@@ -206,7 +224,7 @@ def generate(
         project,
         preset=preset,
         optimizer=optimizer,
-        overrides=_absolute_paths(g, overrides or {}),
+        overrides=_config_paths(g, folder, overrides or {}),
         defaults=defaults,
     )
     plan = result.plan

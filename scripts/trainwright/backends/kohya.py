@@ -239,7 +239,7 @@ def vram_overrides(plan: TrainingPlan) -> dict[str, Any]:
     return {"base_quant": "fp8" if plan.extra.get("fp8_base") else "none"}
 
 
-def check_keys(files: dict[str, str]) -> list[str]:
+def check_keys(files: dict[str, str], folder: Path | None = None) -> list[str]:
     """Every key of the generated files against sd-scripts' argument and dataset-schema names."""
     n = names()
     problems: list[str] = []

@@ -122,7 +122,7 @@ def vram_overrides(plan: TrainingPlan) -> dict[str, Any]:
     return {}
 
 
-def check_keys(files: dict[str, str]) -> list[str]:
+def check_keys(files: dict[str, str], folder: Path | None = None) -> list[str]:
     """config.json against SimpleTuner's option names and literal choices; the data backends
     against the keys its data-backend code reads; booleans must be JSON booleans."""
     n = names()

@@ -270,7 +270,7 @@ def vram_overrides(plan: Any) -> dict[str, Any]:
     }
 
 
-def check_keys(files: dict[str, str]) -> list[str]:
+def check_keys(files: dict[str, str], folder: Path | None = None) -> list[str]:
     from trainwright.backends.tiny_model.train import DEFAULTS, REQUIRED
 
     try:

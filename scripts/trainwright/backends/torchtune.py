@@ -309,7 +309,7 @@ def render(plan: TrainingPlan) -> dict[str, str]:
     return {CONFIG_FILE: to_yaml(cfg, header)}
 
 
-def check_keys(files: dict[str, str]) -> list[str]:
+def check_keys(files: dict[str, str], folder: Path | None = None) -> list[str]:
     """Cheap structural check; the real one is `tune validate` (validate() below)."""
     cfg = yaml.safe_load(files[CONFIG_FILE])
     needed = ("model", "tokenizer", "checkpointer", "dataset", "optimizer", "loss", "epochs")
@@ -651,10 +651,15 @@ def cluster_vram(run: Any, config: dict[str, Any]) -> tuple[dict[str, Any], dict
 
 
 def run_inputs(config: dict[str, Any], folder: Path) -> dict[str, Path]:
-    """The dataset file the config reads (a hub name such as alpaca is not a path)."""
+    """The dataset file the config reads, relative to `folder` where the trainer starts (a hub
+    name such as alpaca is not a path: a `source` counts only when absolute)."""
     dataset = config.get("dataset")
+    files = dataset.get("data_files") if isinstance(dataset, dict) else None
+    if isinstance(files, str) and files.strip():
+        path = Path(files.strip()).expanduser()
+        return {"dataset": path if path.is_absolute() else folder / path}
     if isinstance(dataset, dict):
-        dataset = dataset.get("data_files") or dataset.get("source")
+        dataset = dataset.get("source")
     if not isinstance(dataset, str) or not dataset.strip():
         return {}
     path = Path(dataset.strip()).expanduser()

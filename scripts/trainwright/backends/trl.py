@@ -370,9 +370,10 @@ def config_kind(config: Path) -> tuple[str, str]:
     return kind_of(text, cfg if isinstance(cfg, dict) else None)
 
 
-def check_keys(files: dict[str, str]) -> list[str]:
+def check_keys(files: dict[str, str], folder: Path | None = None) -> list[str]:
     """Unknown keys, a missing model or dataset, and a local dataset without the columns the
-    trainer needs: each a plain sentence naming the key or the columns."""
+    trainer needs: each a plain sentence naming the key or the columns. `folder`: where the
+    trainer starts (relative dataset paths are read from there)."""
     text = files.get(CONFIG_FILE, "")
     try:
         cfg = yaml.safe_load(text) or {}
@@ -380,7 +381,7 @@ def check_keys(files: dict[str, str]) -> list[str]:
         return [f"{CONFIG_FILE}: not valid YAML ({exc})"]
     if not isinstance(cfg, dict):
         return [f"{CONFIG_FILE}: a TRL config is a mapping of TRL's argument names"]
-    return config_problems(cfg, text, None, CONFIG_FILE)
+    return config_problems(cfg, text, folder, CONFIG_FILE)
 
 
 def config_problems(

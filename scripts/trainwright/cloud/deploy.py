@@ -145,18 +145,57 @@ def push_paths(g: Grimoire, project: str) -> tuple[list[str], Path | None]:
     outside = None
     data = g.dataset_folder(project)
     if data is not None:
-        if not data.is_dir():
-            raise TrainwrightError(f"the dataset folder {data} (intent.md) is not a folder")
+        if not data.exists():
+            raise TrainwrightError(f"the dataset {data} (intent.md's Dataset folder) is not there")
         try:
-            paths.append(f"./{data.resolve().relative_to(root.resolve())}/")
+            inside = data.resolve().relative_to(root.resolve())
         except ValueError:
             outside = data
+        else:
+            paths.append(f"./{inside}/" if data.is_dir() else f"./{inside}")
     return paths, outside
+
+
+def path_problems(g: Grimoire, project: str) -> list[str]:
+    """Paths of this machine that the copy on the instance would look for and not find: the
+    project lives in another folder there, so what lies inside it must be named relative to it.
+    (A dataset outside the project is copied to the same absolute path there: see push.)"""
+    root = g.project_root.resolve()
+    problems = []
+    _, intent = g.read("intent", project)
+    raw = str(intent["sections"].get("", {}).get("Dataset folder") or "").strip()
+    if raw and Path(raw).expanduser().is_absolute():
+        try:
+            rel = Path(raw).expanduser().resolve().relative_to(root)
+        except ValueError:
+            pass
+        else:
+            problems.append(
+                f"intent.md names the dataset by this machine's path {raw}; name it from the "
+                f"project root: trainwright grimoire set intent --project {project} "
+                f"{shlex.quote(f'Dataset folder={rel}')}"
+            )
+    folder = g.project_dir(project)
+    texts = (str(root), str(g.project_root))
+    for path in sorted(folder.glob("*.*")) + sorted(folder.glob("config/*.*")):
+        if path.suffix not in (".yaml", ".yml", ".toml", ".json") or ".bak" in path.suffixes:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if any(t + os.sep in text for t in texts):
+            problems.append(
+                f"{path.relative_to(folder)} names files by this machine's path {root}; write "
+                f"it again with `trainwright config --project {project} ...` (it names them "
+                "relative to the project), then rerun Gates 2-4"
+            )
+    return problems
 
 
 def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
     t = target_for(g, project)
     paths, outside = push_paths(g, project)
+    problems = path_problems(g, project)
+    if problems:
+        raise TrainwrightError("nothing pushed: " + "; ".join(problems))
     t.remote.run(t.remote.in_folder("true"))  # the folder exists before rsync writes into it
     stats = _rsync(["--relative", *paths, _dest(t.remote)], t.remote, g.project_root, timeout)
     studio = f"./{g.path_for('studio').relative_to(g.project_root)}"
@@ -169,22 +208,25 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
         )
         stats["files_transferred"] += more["files_transferred"]
         stats["changed"] += more["changed"]
-    if outside is not None:
+    if outside is not None:  # the configs name it by its absolute path: the same path there
+        there = str(outside.resolve())
+        parent = there if outside.is_dir() else os.path.dirname(there)
+        t.remote.run(f"mkdir -p {shlex.quote(parent)}")
         more = _rsync(
-            [f"{outside}/", _dest(t.remote, f"datasets/{outside.name}/")],
+            [f"{there}/" if outside.is_dir() else there, f"{t.remote.login}:{there}"],
             t.remote,
             g.project_root,
             timeout,
         )
         for key in ("files_transferred", "bytes_sent", "literal_bytes", "matched_bytes"):
             stats[key] += more[key]
-        stats["changed"] += [f"datasets/{outside.name}/{c}" for c in more["changed"]]
-        stats["newer_there"] += [f"datasets/{outside.name}/{c}" for c in more["newer_there"]]
+        stats["changed"] += [f"{there}/{c}" for c in more["changed"]]
+        stats["newer_there"] += [f"{there}/{c}" for c in more["newer_there"]]
     when = clock.iso_utc(clock.utc_now())
     note = f"{when} ({stats['files_transferred']} files changed, {stats['bytes_sent']} bytes sent)"
     fields: dict[str, object] = {"Pushed": note}
     if outside is not None:
-        fields["Remote dataset"] = f"datasets/{outside.name}"
+        fields["Remote dataset"] = str(outside.resolve())
     records.update(g, t.record.title, fields)
     return {
         "project": project,
