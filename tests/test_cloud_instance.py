@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.cloud_fakes import RUNPOD_KEY, VAST_KEY, FakeCloud
+from support.cloud_instance import image_python, pack_wheelhouse
 from support.cloud_project import CloudProject, make_project
 from support.ssh_server import SSHServer, free_port, ssh_server  # noqa: F401 - a fixture
 from trainwright import cloud
@@ -294,41 +294,74 @@ def test_push_interrupted_half_way_resumes(cp: CloudProject) -> None:
     assert again["matched_bytes"] > 0  # the partial file was reused, not sent again
 
 
+def _set_dataset(cp: CloudProject, value: str) -> None:
+    proc = cp.run("grimoire", "set", "intent", "--project", "demo", f"Dataset folder={value}")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_push_refuses_this_machines_paths_and_copies_an_outside_dataset(
+    cp: CloudProject, tmp_path: Path
+) -> None:
+    """The copy there lives in another folder: a path of this machine inside the project would
+    not be found there, so push names the fix and sends nothing; a dataset outside the project
+    keeps its absolute path (the configs name it so) and is copied to that path there."""
+    data = _with_dataset(cp, {"a.png": os.urandom(5_000)})
+    _json(_up(cp, "--max-hours", "2", "--json"))
+    _set_dataset(cp, str(data))  # typed absolute, inside the project
+    refused = cp.run("cloud", "push", "demo")
+    assert refused.returncode == 2 and "nothing pushed" in refused.stderr, refused.stderr
+    assert "'Dataset folder=data/demo'" in refused.stderr, refused.stderr
+    assert not (cp.instance / "grimoire").exists()
+
+    _set_dataset(cp, "data/demo")
+    cfg = cp.root / "grimoire" / "training" / "demo" / "hand.yaml"
+    cfg.write_text(f"dataset: {cp.root / 'data' / 'demo'}\n")
+    refused = cp.run("cloud", "push", "demo")
+    assert refused.returncode == 2 and "hand.yaml names files by this machine" in refused.stderr
+    cfg.unlink()
+
+    outside = tmp_path / "elsewhere" / "cats"
+    outside.mkdir(parents=True)
+    (outside / "c.png").write_bytes(os.urandom(5_000))
+    before = _sha(outside / "c.png")
+    _set_dataset(cp, str(outside))
+    pushed = _json(cp.run("cloud", "push", "demo", "--json"))
+    assert str(outside.resolve()) in pushed["paths"], pushed
+    assert f"- **Remote dataset**: {outside.resolve()}" in cp.studio.read_text()
+    assert _sha(outside / "c.png") == before  # here the instance shares this disk: untouched
+
+
+def test_path_problems_reads_the_config_folder_and_intent(tmp_path: Path) -> None:
+    from trainwright.cloud.deploy import path_problems
+    from trainwright.state.grimoire import Grimoire
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    for args in (("init", "."), ("grimoire", "new", "demo")):
+        subprocess.run([sys.executable, "-m", "trainwright", *args], cwd=root, check=True,
+                       capture_output=True)  # fmt: skip
+    g = Grimoire(root / "grimoire")
+    assert path_problems(g, "demo") == []
+    folder = g.project_dir("demo")
+    (folder / "config").mkdir()
+    (folder / "config" / "multidatabackend.json").write_text(f'["{root}/data"]')
+    (folder / "tiny.yaml.20261206T000000Z.bak").write_text(f"dataset: {root}/data\n")
+    (folder / "notes.txt").write_text(f"{root}/data\n")
+    (folder / "far.yaml").write_text("dataset: /srv/shared/data\n")  # outside: kept absolute
+    problems = path_problems(g, "demo")
+    assert len(problems) == 1 and "config/multidatabackend.json" in problems[0], problems
+
+
 # ---- setup, validate, pull ---------------------------------------------------------------------
-
-
-def _image_python(base: Path) -> Path:
-    """A system Python as a provider's image has one: PyTorch (and the pack's dependencies)
-    installed, trainwright not. A copy of this interpreter beside links to its standard
-    library, its own site-packages seeing this venv's packages through a .pth file, so that a
-    `venv --system-site-packages` made from it sees them as the image's."""
-    import sysconfig
-
-    image = base / "image"
-    real = Path(sys._base_executable).resolve()  # type: ignore[attr-defined]
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    lib = image / "lib" / stdlib.name
-    (lib / "site-packages").mkdir(parents=True)
-    (image / "bin").mkdir()
-    shutil.copy2(real, image / "bin" / "python3")
-    for entry in stdlib.iterdir():
-        if entry.name != "site-packages":
-            (lib / entry.name).symlink_to(entry)
-    (lib / "site-packages" / "image.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return image / "bin" / "python3"
 
 
 @pytest.mark.slow
 def test_setup_validate_pull_over_ssh(cp: CloudProject, tmp_path: Path) -> None:
     config = cp.root / "grimoire" / "training" / "demo" / "config.md"
     config.write_text(config.read_text().replace("- **Backend**:\n", "- **Backend**: tiny\n"))
-    wheelhouse = tmp_path / "wheelhouse"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheelhouse), str(Path(cloud.__file__).parents[3])],
-        check=True, timeout=300,
-    )  # fmt: skip
-    base = _image_python(tmp_path)
+    wheelhouse = pack_wheelhouse(tmp_path)
+    base = image_python(tmp_path)
     _json(_up(cp, "--max-hours", "2", "--json"))
     _json(cp.run("cloud", "push", "demo", "--json"))
     setup = _json(
