@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from trainwright.numeric import Positive
 from trainwright.output import emit, json_option
 from trainwright.state.commands import grimoire_from
 
@@ -43,6 +44,19 @@ def _setup_human(d: dict[str, Any]) -> str:
             f"set up {d['instance']}: {d['python']} ({d['version']}), from {source}",
             f"  pack: {d['wheel']}; backend: {reqs}",
             "  recorded as Remote python in studio.md",
+        ]
+    )
+
+
+def _sky_human(d: dict[str, Any]) -> str:
+    where = f" on {d['infra']}" if d["infra"] else ""
+    return "\n".join(
+        [
+            f"wrote {d['task']}: {d['accelerator']}:1{where}, the pack from {d['wheel']}",
+            f"  guard: the run stops after {d['max_hours']:g} h; SkyPilot takes the cluster down "
+            f"{d['idle_minutes']} min after it goes idle (not recorded in studio.md: `sky status`)",
+            f"next, from the project root: {d['launch']}",
+            f"when the results are copied back: {d['down']}",
         ]
     )
 
@@ -112,6 +126,51 @@ def register(group: click.Group) -> None:
 
         g = grimoire_from(ctx)
         emit(setup(g, name, base_python, wheelhouse, no_index), as_json, _setup_human)
+
+    @group.command("sky")
+    @click.argument("name")
+    @click.option("--gpu", required=True, help="GPU name, e.g. 'RTX 4090' or 'A100 80GB'.")
+    @click.option(
+        "--provider", type=click.Choice(["vast", "runpod"]), help="Only this provider's GPUs."
+    )
+    @click.option(
+        "--max-hours",
+        type=Positive(10_000),
+        help="Stop the run after this long (default: 1.5 x config.md's estimate).",
+    )
+    @click.option(
+        "--idle-minutes",
+        type=click.IntRange(1, 24 * 60),
+        default=10,
+        show_default=True,
+        help="SkyPilot tears the cluster down once idle this long.",
+    )
+    @click.option(
+        "--wheelhouse",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="A folder holding the trainwright wheel to install (default: built here).",
+    )
+    @json_option
+    @click.pass_context
+    def sky_cmd(
+        ctx: click.Context,
+        name: str,
+        gpu: str,
+        provider: str | None,
+        max_hours: float | None,
+        idle_minutes: int,
+        wheelhouse: Path | None,
+        as_json: bool,
+    ) -> None:
+        """Write a SkyPilot task for project NAME (sky-task.yaml in its folder) for people who
+        rent through SkyPilot: setup, Gate 3, the dry run and the run on the cluster, which
+        SkyPilot tears down once idle (autostop with down) or at --max-hours."""
+        from trainwright.cloud.skypilot_task import write
+
+        g = grimoire_from(ctx)
+        emit(
+            write(g, name, gpu, provider, max_hours, idle_minutes, wheelhouse), as_json, _sky_human
+        )
 
     @group.command("pull")
     @click.argument("name")

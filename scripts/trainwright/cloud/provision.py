@@ -69,6 +69,26 @@ def pack_wheel(g: Grimoire, wheelhouse: Path | None) -> Path:
     return found[-1]
 
 
+def install_steps(
+    python: str, venv: str, wheel_name: str, requirements: list[str], no_index: bool
+) -> list[str]:
+    """Shell lines, run in the folder holding WHEELHOUSE: a venv on the image's Python (its
+    PyTorch reused), the pack's wheel forced over any older copy, then the backend's packages.
+    `python` and `venv` are shell words as they should appear (quoted by the caller)."""
+    pip = [f"{venv}/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip += ["--find-links", WHEELHOUSE] + (["--no-index"] if no_index else [])
+    head = " ".join(pip)
+    wheel = shlex.quote(f"{WHEELHOUSE}/{wheel_name}")
+    return [
+        # the image's own pip when it has one: a fresh venv's bundled pip and setuptools would
+        # shadow the image's newer ones
+        f"{{ {python} -c 'import pip' 2>/dev/null && {python} -m venv --system-site-packages "
+        f"--without-pip {venv} || {python} -m venv --system-site-packages {venv}; }}",
+        f"{head} --force-reinstall --no-deps {wheel}",
+        " ".join([head, wheel, *(shlex.quote(r) for r in requirements)]),
+    ]
+
+
 def backend_requirements(g: Grimoire, project: str, wheel_name: str) -> list[str]:
     """What the backend needs, as pip arguments (the pack's own extras carry the pins)."""
     from trainwright.hardware.env_check import backend_module
@@ -111,16 +131,9 @@ def setup(
     if str(wheel) not in sources:
         sources.append(str(wheel))
     _rsync([*sources, _dest(t.remote, f"{WHEELHOUSE}/")], t.remote, g.project_root, timeout)
-    pip = [f"{VENV}/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    pip += ["--find-links", WHEELHOUSE] + (["--no-index"] if no_index else [])
     py = base_python if base_python.startswith("~") else shlex.quote(base_python)
     steps = [
-        # the image's own pip when it has one: a fresh venv's bundled pip and setuptools would
-        # shadow the image's newer ones
-        f"{{ {py} -c 'import pip' 2>/dev/null && {py} -m venv --system-site-packages "
-        f"--without-pip {VENV} || {py} -m venv --system-site-packages {VENV}; }}",
-        shlex.join([*pip, "--force-reinstall", "--no-deps", f"{WHEELHOUSE}/{wheel.name}"]),
-        shlex.join([*pip, f"{WHEELHOUSE}/{wheel.name}", *reqs]),
+        *install_steps(py, VENV, wheel.name, reqs, no_index),
         f"{VENV}/bin/python -m trainwright --version",
         "pwd",
     ]
