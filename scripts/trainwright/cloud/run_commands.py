@@ -9,6 +9,7 @@ import click
 
 from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option
+from trainwright.run.supervisor_options import supervisor_options
 from trainwright.state.commands import grimoire_from
 
 
@@ -111,20 +112,7 @@ def register(group: click.Group) -> None:
 
     @group.command("launch")
     @click.argument("name")
-    @click.option(
-        "--max-retries",
-        type=Int(0, 10),
-        default=3,
-        show_default=True,
-        help="Out-of-memory retries there, each with half the batch.",
-    )
-    @click.option(
-        "--hang-timeout",
-        type=Float(1, 604_800),
-        default=1800,
-        show_default=True,
-        help="Seconds without output before the trainer there is called hung.",
-    )
+    @supervisor_options(" there")
     @click.option(
         "--ignore-deadline",
         is_flag=True,

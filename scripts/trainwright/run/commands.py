@@ -14,6 +14,7 @@ from trainwright.choices import LazyChoice, log_format_names
 from trainwright.errors import TrainwrightError
 from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option, wants_json
+from trainwright.run.supervisor_options import supervisor_options
 from trainwright.state.commands import grimoire_from
 
 
@@ -262,20 +263,7 @@ def _follow_run(g: Any, project: str) -> int:
 
 @click.command("launch")
 @click.argument("project")
-@click.option(
-    "--max-retries",
-    type=Int(0, 10),
-    default=3,
-    show_default=True,
-    help="Out-of-memory retries, each with half the batch.",
-)
-@click.option(
-    "--hang-timeout",
-    type=Float(1, 604_800),
-    default=1800,
-    show_default=True,
-    help="Seconds without output before the trainer is called hung.",
-)
+@supervisor_options()
 @click.option("--detach", is_flag=True, help="Start and return at once (the run goes on).")
 @click.option(
     "--again",
