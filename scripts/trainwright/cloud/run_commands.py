@@ -7,9 +7,8 @@ from typing import Any
 
 import click
 
-from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option
-from trainwright.run.supervisor_options import supervisor_options
+from trainwright.run.supervisor_options import dry_run_options, supervisor_options
 from trainwright.state.commands import grimoire_from
 
 
@@ -89,14 +88,7 @@ def _monitor_human(d: dict[str, Any]) -> str:
 def register(group: click.Group) -> None:
     @group.command("dry-run")
     @click.argument("name")
-    @click.option("--steps", type=Int(2, 5), default=3, show_default=True)
-    @click.option(
-        "--timeout",
-        type=Float(1, 604_800),
-        default=900,
-        show_default=True,
-        help="Seconds without any output before the trainer there is called hung.",
-    )
+    @dry_run_options(" there")
     @json_option
     @click.pass_context
     def dry_run_cmd(

@@ -14,7 +14,7 @@ from trainwright.choices import LazyChoice, log_format_names
 from trainwright.errors import TrainwrightError
 from trainwright.numeric import Float, Int
 from trainwright.output import emit, json_option, wants_json
-from trainwright.run.supervisor_options import supervisor_options
+from trainwright.run.supervisor_options import dry_run_options, supervisor_options
 from trainwright.state.commands import grimoire_from
 
 
@@ -197,14 +197,7 @@ def _env_human(d: dict[str, Any], lines: list[str]) -> str:
 
 @click.command("dry-run")
 @click.argument("project")
-@click.option("--steps", type=Int(2, 5), default=3, show_default=True)
-@click.option(
-    "--timeout",
-    type=Float(1, 604_800),
-    default=900,
-    show_default=True,
-    help="Seconds without any output before the trainer is called hung and stopped.",
-)
+@dry_run_options()
 @json_option
 @click.pass_context
 def dry_run_cmd(ctx: click.Context, project: str, steps: int, timeout: float, as_json: bool) -> int:

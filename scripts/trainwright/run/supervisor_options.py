@@ -1,5 +1,6 @@
-"""The supervisor's two knobs as click options, shared by `launch` here and `cloud launch` on a
-rented instance (the same supervisor runs in both places)."""
+"""Options of the run commands that also run on a rented instance: the supervisor's two knobs
+(`launch`, `cloud launch`) and Gate 4's (`dry-run`, `cloud dry-run`). The same code runs in
+both places, so the options are declared once."""
 
 from __future__ import annotations
 
@@ -32,5 +33,22 @@ def supervisor_options(where: str = "") -> Callable[[Any], Any]:
             show_default=True,
             help=f"Out-of-memory retries{where}, each with half the batch.",
         )(f)
+
+    return apply
+
+
+def dry_run_options(where: str = "") -> Callable[[Any], Any]:
+    """Gate 4's --steps and --timeout, for `dry-run` here and `cloud dry-run` on an instance."""
+
+    def apply(f: Any) -> Any:
+        f = click.option(
+            "--timeout",
+            type=Float(1, 604_800),
+            default=900,
+            show_default=True,
+            help=f"Seconds without any output before the trainer{where} is called hung and "
+            "stopped.",
+        )(f)
+        return click.option("--steps", type=Int(2, 5), default=3, show_default=True)(f)
 
     return apply
