@@ -160,7 +160,11 @@ def test_shipped_rules_are_the_one_list() -> None:
         assert f"Bash(python -m trainwright {cmd}:*)" in settings["permissions"]["ask"]
         words = ", ".join(f'"{w}"' for w in cmd.split())
         assert f'"-m", "trainwright", {words}],' in rules
-    assert rules.count('decision = "prompt"') == 2 * len(approvals.ASK_COMMANDS)
+    assert rules.count('decision = "prompt"') == 2 * len(approvals.ASK_COMMANDS) + len(
+        approvals.OTHER_ASK_COMMANDS
+    )
+    assert "Bash(sky launch:*)" in settings["permissions"]["ask"]
+    assert 'pattern = ["sky", "launch"],' in rules
 
 
 @pytest.mark.parametrize("cmd", [c for c, _ in approvals.ASK_COMMANDS])

@@ -20,6 +20,13 @@ ASK_COMMANDS: tuple[tuple[str, str], ...] = (
     ("cloud down", "destroys a rented instance and anything on it not pulled back"),
 )
 
+# Other programs the pack's skills name that spend money or destroy work (`cloud sky` writes a
+# task for SkyPilot; the person launches it).
+OTHER_ASK_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("sky launch", "rents a cluster through SkyPilot: spends money"),
+    ("sky down", "destroys a SkyPilot cluster and anything on it not copied back"),
+)
+
 # How the command is typed: the console script, the project's venv, or the module.
 CLAUDE_PREFIXES = (
     "trainwright",
@@ -32,7 +39,8 @@ CLAUDE_PREFIXES = (
 
 def claude_ask_rules() -> list[str]:
     """`permissions.ask` entries for `.claude/settings.json`, in a stable order."""
-    return [f"Bash({p} {cmd}:*)" for cmd, _ in ASK_COMMANDS for p in CLAUDE_PREFIXES]
+    ours = [f"Bash({p} {cmd}:*)" for cmd, _ in ASK_COMMANDS for p in CLAUDE_PREFIXES]
+    return ours + [f"Bash({cmd}:*)" for cmd, _ in OTHER_ASK_COMMANDS]
 
 
 def merge_ask(settings: dict[str, object]) -> bool:
@@ -69,4 +77,14 @@ def codex_rules() -> str:
                 ")",
                 "",
             ]
+    for cmd, why in OTHER_ASK_COMMANDS:
+        words = ", ".join(f'"{w}"' for w in cmd.split())
+        lines += [
+            "prefix_rule(",
+            f"    pattern = [{words}],",
+            '    decision = "prompt",',
+            f'    justification = "{cmd} {why}",',
+            ")",
+            "",
+        ]
     return "\n".join(lines)
