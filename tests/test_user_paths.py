@@ -85,6 +85,24 @@ def test_the_issue_sequence_from_the_project_root(root: Path, typed: str) -> Non
     assert str(root / lora) in studio or os.path.realpath(root / lora) in studio, studio
 
 
+@pytest.mark.slow
+def test_a_project_moved_to_another_folder_still_trains(root: Path, tmp_path: Path) -> None:
+    """A project folder moved (a new disk, a colleague's machine, a rented instance): the
+    configs name its files relative to their folder, so the gates stay GO and the run finds
+    its data without `trainwright config` again."""
+    make_dataset(root / "data/style")
+    through_gate_1(root, "data/style")
+    through_gate_4(root)
+    moved = tmp_path / "moved" / "proj"
+    moved.parent.mkdir()
+    root.rename(moved)
+    status = ok(tw(moved, "gate", "status", "t1", "--json"))
+    assert "STALE" not in status and '"ok": false' not in status, status
+    ok(tw(moved, "launch", "t1"))
+    assert "complete" in ok(tw(moved, "monitor", "t1"))
+    assert list((moved / "grimoire/training/t1").rglob("t1-epoch-0001.safetensors"))
+
+
 def test_config_writes_paths_the_trainer_finds_for_a_relative_grimoire(root: Path) -> None:
     """The dataset is written relative to the config's folder (where the trainer starts, and
     what tiny reads paths against), so the project still runs when it is copied elsewhere."""
