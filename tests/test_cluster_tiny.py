@@ -201,7 +201,14 @@ def test_three_tiny_runs_without_slurm(experiment: Path, tmp_path: Path) -> None
     assert held["held"] == ["broken"] and held["submitted"] == {} and "final" not in held
     assert "model" in held["decisions"][0]["reason"]
     retry = run_cli(
-        "runs", "launch", str(experiment), "--only", "broken", "--retry", "--dry-run", "--json",
+        "runs",
+        "launch",
+        str(experiment),
+        "--only",
+        "broken",
+        "--retry",
+        "--dry-run",
+        "--json",
         env=env,
     )
     assert retry.returncode == 0 and json.loads(retry.stdout)["decisions"][0]["action"] == "resume"

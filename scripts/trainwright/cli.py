@@ -126,9 +126,7 @@ def status_cmd(ctx: click.Context, project: str, as_json: bool) -> None:
 
 @cli.command("cost")
 @click.option("--gpu", required=True, help="GPU name, e.g. 'RTX 4090' or 'A100 80GB'.")
-@click.option(
-    "--hours", type=Positive(100_000), required=True, help="Expected run time in hours."
-)
+@click.option("--hours", type=Positive(100_000), required=True, help="Expected run time in hours.")
 @click.option(
     "--gpus", "count", type=Int(1, 4096), default=1, show_default=True, help="Number of GPUs."
 )

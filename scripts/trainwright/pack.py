@@ -50,5 +50,3 @@ def iter_files(root: Path | None = None) -> Iterator[str]:
                 if sub.is_file() and not (_SKIP_NAMES & set(rel.parts)) and sub.suffix != ".pyc":
                     found.append(rel.as_posix())
     yield from sorted(found)
-
-

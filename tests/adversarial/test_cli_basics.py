@@ -11,10 +11,21 @@ CASES = [
     Case("status-traversal-name", "cli", "hostile-name", "clear-error", ["status", "../../etc"]),
     Case("status-empty-name", "cli", "hostile-name", "clear-error", ["status", ""]),
     Case("status-dash-name", "cli", "hostile-name", "clear-error", ["status", "--", "-rf"]),
-    Case("grimoire-missing", "cli", "path-escape", "clear-error",
-         ["--grimoire", "no/such/folder", "status", "t1"]),
-    Case("help-works", "cli", "bad-file", "correct", ["--help"],
-         check=lambda r: None if "Usage" in r.out else pytest.fail(r.out)),
+    Case(
+        "grimoire-missing",
+        "cli",
+        "path-escape",
+        "clear-error",
+        ["--grimoire", "no/such/folder", "status", "t1"],
+    ),
+    Case(
+        "help-works",
+        "cli",
+        "bad-file",
+        "correct",
+        ["--help"],
+        check=lambda r: None if "Usage" in r.out else pytest.fail(r.out),
+    ),
 ]
 
 

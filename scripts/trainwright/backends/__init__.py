@@ -108,16 +108,12 @@ def get(name: str) -> ModuleType:
     return mod
 
 
-
-
 def where(predicate: Any) -> list[str]:
     """Names of the backends for which `predicate(module)` is true."""
     return [str(m.NAME) for m in _modules() if predicate(m)]
 
 
 # ---- what the rest of the package asks --------------------------------------------------------
-
-
 
 
 def render_settings(mod: ModuleType, **settings: Any) -> dict[str, str]:

@@ -107,8 +107,13 @@ def _studio_model_path(g: Any, model: Any) -> str | None:
 # the trainer starts in the project's config folder, so they are written relative to that folder
 # when they lie inside the project (the files then work wherever the project is copied: a rented
 # instance, a cluster's shared disk) and absolute when they lie outside it.
-PATH_KEYS = {"dataset_dir", "image_dir", "base_model_path", "pretrained_model_name_or_path",
-             "checkpoint_dir"}
+PATH_KEYS = {
+    "dataset_dir",
+    "image_dir",
+    "base_model_path",
+    "pretrained_model_name_or_path",
+    "checkpoint_dir",
+}
 
 
 def portable_path(g: Any, folder: Path, path: str | Path) -> str:

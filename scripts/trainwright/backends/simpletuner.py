@@ -148,7 +148,6 @@ def check_keys(files: dict[str, str], folder: Path | None = None) -> list[str]:
     return problems
 
 
-
 def read_config(path: Path) -> dict[str, Any]:
     try:
         cfg = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -553,8 +553,9 @@ def missing_files(config: dict[str, Any], where: str) -> list[str]:
         names = files if isinstance(files, list) else []
         for name in names:
             if not (Path(ckpt) / str(name)).is_file():
-                found.append(f"{where}: checkpointer.checkpoint_files: {Path(ckpt) / name} "
-                             "does not exist")
+                found.append(
+                    f"{where}: checkpointer.checkpoint_files: {Path(ckpt) / name} does not exist"
+                )
     tokenizer = config.get("tokenizer") or {}
     for key in ("path", "merges_file", "special_tokens_path"):
         value = str(tokenizer.get(key) or "")

@@ -107,8 +107,6 @@ _Dumper.add_representer(
 )
 
 
-
-
 def write(
     g: Grimoire,
     project: str,
@@ -148,9 +146,7 @@ def write(
         mount = here.relative_to(g.project_root).as_posix()
     except ValueError:  # a grimoire kept outside the project
         mount = str(here)
-    text = render(
-        project, gpu, provider, max_hours, idle_minutes, wheel.name, requirements, mount
-    )
+    text = render(project, gpu, provider, max_hours, idle_minutes, wheel.name, requirements, mount)
     path = g.project_dir(project) / TASK_FILE
     atomic_write_text(path, text)
     relative = path.relative_to(g.project_root)

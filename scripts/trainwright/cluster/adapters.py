@@ -37,8 +37,6 @@ def read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-
-
 def adapter(name: str) -> Any:
     """The backend module of a planned run; a clear error when it cannot run on a cluster."""
     from trainwright import backends

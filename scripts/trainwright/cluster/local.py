@@ -38,9 +38,7 @@ def _log_path(folder: Path) -> Path:
     return path
 
 
-def _run_once(
-    experiment_dir: Path, run: PlannedRun, resume: bool
-) -> tuple[int, Path, bool | None]:
+def _run_once(experiment_dir: Path, run: PlannedRun, resume: bool) -> tuple[int, Path, bool | None]:
     """Run the script once; returns its exit code, its log, and whether the kernel's OOM-kill
     counters rose meanwhile (None: none readable here)."""
     folder = run_dir(experiment_dir, run.name)

@@ -136,9 +136,7 @@ def human_setup_dirs(d: dict[str, Any], exp: Path | str = ".") -> str:
     verb = "would create" if d["dry_run"] else "created"
     lines = [f"  {verb} {p}" for p in d["created"]]
     lines += [f"  exists  {p}" for p in d["existing"]]
-    lines.append(
-        f"next: `trainwright runs configs {_q(exp)}`"
-    )
+    lines.append(f"next: `trainwright runs configs {_q(exp)}`")
     return "\n".join(lines)
 
 

@@ -299,9 +299,7 @@ def render(d: dict[str, Any]) -> str:
     "no parameter-sized temporary at the step.",
 )
 @click.option("--gpu", help="A GPU from grimoire/studio.md or the GPU table (e.g. 'RTX 4090').")
-@click.option(
-    "--vram", type=Positive(65536), help="Available memory in GB; overrides --gpu's."
-)
+@click.option("--vram", type=Positive(65536), help="Available memory in GB; overrides --gpu's.")
 @click.option(
     "--trace",
     is_flag=True,

@@ -88,9 +88,7 @@ def _find_section(guide: str, heading: str) -> tuple[int, int] | None:
     return None
 
 
-def apply(
-    reg: Registry, ref: str, approved: bool, update: bool
-) -> dict[str, Any]:
+def apply(reg: Registry, ref: str, approved: bool, update: bool) -> dict[str, Any]:
     folder = find_proposal(reg, ref)
     manifest = read_manifest(folder)
     if manifest["status"] == "applied":

@@ -89,8 +89,12 @@ def check(g: Grimoire, project: str) -> GateResult:
         before = oom_kills.snapshot()
         watch = dry_run_memory.start()
         result = run_child(
-            cmd, plan.folder, [fh], timeout,
-            on_start=watch.on_start, extra_env=dry_run_memory.child_env(),
+            cmd,
+            plan.folder,
+            [fh],
+            timeout,
+            on_start=watch.on_start,
+            extra_env=dry_run_memory.child_env(),
         )
         polled = watch.stop()
     oom_kill = oom_kills.killed_by_oom(before, oom_kills.snapshot())
@@ -112,7 +116,10 @@ def check(g: Grimoire, project: str) -> GateResult:
             fixes=memory.fixes,
             updates={SECTION: record},
             details={
-                "steps_completed": done, "log": str(log), "command": cmd, **memory.details,
+                "steps_completed": done,
+                "log": str(log),
+                "command": cmd,
+                **memory.details,
             },
         )
     if peak is not None:
@@ -139,8 +146,12 @@ def check(g: Grimoire, project: str) -> GateResult:
         )
     else:
         failure = failures.classify(
-            result.text, result.returncode, plan.batch, project=project,
-            config=hints.config_command(g, project), oom_kill=oom_kill,
+            result.text,
+            result.returncode,
+            plan.batch,
+            project=project,
+            config=hints.config_command(g, project),
+            oom_kill=oom_kill,
         )
     record["Failure kind"] = failure.kind
     reason = failure.message + (f" ({failure.evidence})" if failure.evidence else "")

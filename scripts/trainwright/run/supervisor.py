@@ -189,7 +189,9 @@ class Supervisor:
                         "checkpointing or caching, or use a GPU with more memory"
                     )
                     outcome.failure = failures.classify(
-                        result.text, result.returncode, oom_kill=result.oom_kill,
+                        result.text,
+                        result.returncode,
+                        oom_kill=result.oom_kill,
                         **self._hint_values(),
                     ).as_dict()
                     break
@@ -198,7 +200,9 @@ class Supervisor:
                         f"still out of memory after {self.max_retries} retries (batch {batch})"
                     )
                     outcome.failure = failures.classify(
-                        result.text, result.returncode, oom_kill=result.oom_kill,
+                        result.text,
+                        result.returncode,
+                        oom_kill=result.oom_kill,
                         **self._hint_values(),
                     ).as_dict()
                     break
@@ -224,7 +228,10 @@ class Supervisor:
                 )
                 continue
             failure = failures.classify(
-                result.text, result.returncode, batch, oom_kill=result.oom_kill,
+                result.text,
+                result.returncode,
+                batch,
+                oom_kill=result.oom_kill,
                 **self._hint_values(),
             )
             outcome.message = failure.message
@@ -246,8 +253,10 @@ class Supervisor:
     def _hint_values(self) -> dict[str, str]:
         """What a failure's fix names: this project and its `trainwright config` line."""
         p = self.plan
-        return {"project": p.project, "config": f"trainwright config --project {p.project} "
-                f"--backend {p.backend}"}
+        return {
+            "project": p.project,
+            "config": f"trainwright config --project {p.project} --backend {p.backend}",
+        }
 
     def _keep_old_checkpoints(self, stamp: str) -> str | None:
         """A fresh run would save over the names of an earlier one: move those aside first."""

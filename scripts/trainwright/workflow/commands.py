@@ -220,9 +220,7 @@ def status_cmd(ctx: click.Context, name: str | None, as_json: bool) -> int:
 @ticket_group.command("gate")
 @click.argument("name")
 @click.argument("status", metavar="STATUS")
-@click.option(
-    "--stage", type=Int(), help="The stage whose gate to set (must be the current one)."
-)
+@click.option("--stage", type=Int(), help="The stage whose gate to set (must be the current one).")
 @click.option(
     "--evidence",
     help="Why: what was checked, where the proof is (needed for Pass, Fail and Blocked).",

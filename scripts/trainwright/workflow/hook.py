@@ -208,15 +208,11 @@ def after(event: dict[str, Any], home: Path) -> Outcome:
             f"were: {_names(closed.source_changes, home)}. Why: {verdict.reason}"
         )
         for gov in {id(g): g for g in verdict.blocking}.values():
-            vid = _violation(
-                gov, tool, f"source changed by: {closed.command}", home, "reverted"
-            )
+            vid = _violation(gov, tool, f"source changed by: {closed.command}", home, "reverted")
             if vid:
                 logged.append(f"{vid} in {gov.ticket.name}")
     where = (
-        f" The attempted versions are kept in {', '.join(sorted(map(str, kept)))}."
-        if kept
-        else ""
+        f" The attempted versions are kept in {', '.join(sorted(map(str, kept)))}." if kept else ""
     )
     note = f" Logged as {', '.join(logged)}." if logged else ""
     message = f"{PREFIX}: {tool} ran, but " + "; and ".join(parts) + "." + where + note
