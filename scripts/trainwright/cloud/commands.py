@@ -9,7 +9,6 @@ monitor). NOT_BUILT names any step still missing (none).
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import sys
 import time
 from typing import Any
@@ -19,7 +18,7 @@ import click
 from trainwright import clock, cloud
 from trainwright.cloud import bringup, records
 from trainwright.cloud.base import Instance, ProviderError
-from trainwright.cloud.estimate import RunEstimate, billed, from_config
+from trainwright.cloud.estimate import RunEstimate, billed, deadline_hours, from_config
 from trainwright.errors import TrainwrightError
 from trainwright.numeric import Positive
 from trainwright.output import emit, json_option, wants_json
@@ -177,11 +176,7 @@ def plan_up(
         )
     est = from_config(g, project, offer.gpu)
     if max_hours is None:
-        if est is None:
-            raise TrainwrightError(
-                "no whole-run estimate in config.md to set the deadline from: give --max-hours H"
-            )
-        max_hours = float(max(1, math.ceil(est.hours * 1.5)))
+        max_hours = deadline_hours(est)
     return {
         "project": project,
         "provider": mod.NAME,

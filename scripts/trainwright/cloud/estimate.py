@@ -24,6 +24,13 @@ class RunEstimate:
     basis: str
 
 
+def deadline_hours(est: RunEstimate | None, what: str = "set the deadline from") -> float:
+    """The default --max-hours: half again the estimate, in whole hours, at least one."""
+    if est is None:
+        raise TrainwrightError(f"no whole-run estimate in config.md to {what}: give --max-hours H")
+    return float(max(1, math.ceil(est.hours * 1.5)))
+
+
 def _tflops(gpu: str) -> float | None:
     from trainwright.hardware.gpu import lookup_gpu
 
