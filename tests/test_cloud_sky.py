@@ -102,6 +102,30 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert not (root / "grimoire" / "training" / "demo" / "sky-task.yaml").exists()
 
 
+def test_a_hand_edited_task_is_kept_beside_before_it_is_written_again(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    for args in (("init", "."), ("grimoire", "new", "demo")):
+        assert tw(root, *args).returncode == 0
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "trainwright-0.1.0-py3-none-any.whl").write_bytes(b"a wheel")
+    config = root / "grimoire" / "training" / "demo" / "config.md"
+    config.write_text(config.read_text().replace("- **Backend**:\n", "- **Backend**: tiny\n"))
+    args = ("cloud", "sky", "demo", "--gpu", "L4", "--max-hours", "2", "--wheelhouse", str(wheels))
+    first = tw(root, *args, "--json")
+    assert first.returncode == 0 and json.loads(first.stdout)["kept"] is None, first.stderr
+    task = root / "grimoire" / "training" / "demo" / "sky-task.yaml"
+    assert "sky launch -c tw-demo grimoire/training/demo/sky-task.yaml" in task.read_text()
+    mine = task.read_text() + "# my own note\n"
+    task.write_text(mine)
+    again = tw(root, *args)
+    assert again.returncode == 0 and "your earlier version is kept as" in again.stdout
+    (kept,) = task.parent.glob("sky-task.yaml.*.bak")
+    assert kept.read_text() == mine and "# my own note" not in task.read_text()
+    assert json.loads(tw(root, *args, "--json").stdout)["kept"] is None  # unchanged: no copy
+
+
 @pytest.mark.slow  # installs SkyPilot in a venv; trains the tiny backend for real
 def test_skypilot_reads_the_task_and_its_scripts_train_on_a_copy(
     tmp_path: Path, sky_python: Path

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from trainwright.cloud.skypilot_task import SKY_INFRA
 from trainwright.numeric import Positive
 from trainwright.output import emit, json_option
 from trainwright.state.commands import grimoire_from
@@ -55,6 +56,7 @@ def _sky_human(d: dict[str, Any]) -> str:
             f"wrote {d['task']}: {d['accelerator']}:1{where}, the pack from {d['wheel']}",
             f"  guard: the run stops after {d['max_hours']:g} h; SkyPilot takes the cluster down "
             f"{d['idle_minutes']} min after it goes idle (not recorded in studio.md: `sky status`)",
+            *([f"  your earlier version is kept as {d['kept']}"] if d["kept"] else []),
             f"next, from the project root: {d['launch']}",
             f"when the results are copied back: {d['down']}",
         ]
@@ -131,7 +133,7 @@ def register(group: click.Group) -> None:
     @click.argument("name")
     @click.option("--gpu", required=True, help="GPU name, e.g. 'RTX 4090' or 'A100 80GB'.")
     @click.option(
-        "--provider", type=click.Choice(["vast", "runpod"]), help="Only this provider's GPUs."
+        "--provider", type=click.Choice(sorted(SKY_INFRA)), help="Only this provider's GPUs."
     )
     @click.option(
         "--max-hours",

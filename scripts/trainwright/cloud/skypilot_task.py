@@ -14,8 +14,8 @@ its own list of clusters (`sky status`): these are not recorded in studio.md.
 
 from __future__ import annotations
 
-import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +54,17 @@ def accelerator(gpu: str) -> str:
 
 def render(
     project: str,
-    gpu: str,
+    accelerator_name: str,
     infra: str | None,
     max_hours: float,
     idle_minutes: int,
     wheel: str,
     requirements: list[str],
     wheel_folder: str,
+    task_path: str,
 ) -> str:
-    """The task's YAML text; `wheel_folder` relative to the project root, where `sky launch`
-    is run (SkyPilot reads local paths from its working folder)."""
+    """The task's YAML text; `wheel_folder` and `task_path` as seen from the project root, where
+    `sky launch` is run (SkyPilot reads local paths from its working folder)."""
     check_name(project)
     from trainwright.cloud.provision import WHEELHOUSE, install_steps
 
@@ -76,7 +77,7 @@ def render(
         f"trainwright dry-run {project}\n"
         f"timeout --signal=INT {seconds}s trainwright launch {project}\n"
     )
-    resources: dict[str, Any] = {"accelerators": f"{accelerator(gpu)}:1"}
+    resources: dict[str, Any] = {"accelerators": f"{accelerator_name}:1"}
     if infra:
         resources["infra"] = SKY_INFRA[infra]
     resources["autostop"] = {"idle_minutes": idle_minutes, "down": True}
@@ -90,11 +91,19 @@ def render(
     }
     head = (
         f"# SkyPilot task for '{project}', written by trainwright (cloud sky). From the project "
-        f"root: sky launch -c tw-{project} grimoire/training/{project}/{TASK_FILE}\n"
+        f"root: sky launch -c tw-{project} {task_path}\n"
         f"# The run stops after {max_hours:g} h at most; the cluster goes down once idle for "
         f"{idle_minutes} min.\n"
     )
     return head + yaml.dump(task, Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def _from_root(g: Grimoire, path: Path) -> str:
+    """`path` as typed from the project root (absolute for a grimoire kept outside it)."""
+    try:
+        return path.relative_to(g.project_root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -116,10 +125,12 @@ def write(
     idle_minutes: int,
     wheelhouse: Path | None,
 ) -> dict[str, Any]:
+    from trainwright.clock import file_stamp
     from trainwright.cloud.bringup import state_dir
-    from trainwright.cloud.estimate import from_config
+    from trainwright.cloud.estimate import deadline_hours, from_config
     from trainwright.cloud.provision import backend_requirements, pack_wheel
     from trainwright.state.atomic import atomic_write_text
+    from trainwright.state.safe_paths import new_backup_file
 
     check_name(project)
     if project not in g.projects():
@@ -130,29 +141,27 @@ def write(
         raise TrainwrightError(f"SkyPilot knows no provider {provider!r}; one of: vast, runpod")
     name = accelerator(gpu)
     if max_hours is None:
-        est = from_config(g, project, gpu)
-        if est is None:
-            raise TrainwrightError(
-                "no whole-run estimate in config.md to bound the run by: give --max-hours H"
-            )
-        max_hours = float(max(1, math.ceil(est.hours * 1.5)))
+        max_hours = deadline_hours(from_config(g, project, gpu), "bound the run by")
     wheel = pack_wheel(g, wheelhouse)
     here = state_dir(g) / "wheelhouse"
     if wheel.parent != here:  # from --wheelhouse: copied where the task mounts it from
         here.mkdir(exist_ok=True)
-        (here / wheel.name).write_bytes(wheel.read_bytes())
+        shutil.copy2(wheel, here / wheel.name)
     requirements = backend_requirements(g, project, wheel.name)
-    try:
-        mount = here.relative_to(g.project_root).as_posix()
-    except ValueError:  # a grimoire kept outside the project
-        mount = str(here)
-    text = render(project, gpu, provider, max_hours, idle_minutes, wheel.name, requirements, mount)
     path = g.project_dir(project) / TASK_FILE
+    relative = _from_root(g, path)
+    text = render(
+        project, name, provider, max_hours, idle_minutes, wheel.name, requirements,
+        _from_root(g, here), relative,
+    )  # fmt: skip
+    kept = None
+    if path.exists() and path.read_bytes() != text.encode("utf-8"):  # edited by hand, say
+        kept = str(new_backup_file(path, file_stamp(), path.read_bytes()))
     atomic_write_text(path, text)
-    relative = path.relative_to(g.project_root)
     return {
         "project": project,
-        "task": str(relative),
+        "task": relative,
+        "kept": kept,
         "accelerator": name,
         "infra": SKY_INFRA.get(provider or "", None),
         "max_hours": max_hours,
