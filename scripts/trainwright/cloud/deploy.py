@@ -160,6 +160,8 @@ def path_problems(g: Grimoire, project: str) -> list[str]:
     """Paths of this machine that the copy on the instance would look for and not find: the
     project lives in another folder there, so what lies inside it must be named relative to it.
     (A dataset outside the project is copied to the same absolute path there: see push.)"""
+    from trainwright.state.hints import config_command
+
     root = g.project_root.resolve()
     problems = []
     _, intent = g.read("intent", project)
@@ -184,8 +186,8 @@ def path_problems(g: Grimoire, project: str) -> list[str]:
         if any(t + os.sep in text for t in texts):
             problems.append(
                 f"{path.relative_to(folder)} names files by this machine's path {root}; write "
-                f"it again with `trainwright config --project {project} ...` (it names them "
-                "relative to the project), then rerun Gates 2-4"
+                f"it again (files inside the project are now named relative to it): "
+                f"{config_command(g, project)}, then Gates 2 and 4 again"
             )
     return problems
 
@@ -208,8 +210,8 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
         )
         stats["files_transferred"] += more["files_transferred"]
         stats["changed"] += more["changed"]
+    there = str(outside.resolve()) if outside is not None else None
     if outside is not None:  # the configs name it by its absolute path: the same path there
-        there = str(outside.resolve())
         parent = there if outside.is_dir() else os.path.dirname(there)
         t.remote.run(f"mkdir -p {shlex.quote(parent)}")
         more = _rsync(
@@ -226,7 +228,7 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
     note = f"{when} ({stats['files_transferred']} files changed, {stats['bytes_sent']} bytes sent)"
     fields: dict[str, object] = {"Pushed": note}
     if outside is not None:
-        fields["Remote dataset"] = str(outside.resolve())
+        fields["Remote dataset"] = there
     records.update(g, t.record.title, fields)
     return {
         "project": project,
