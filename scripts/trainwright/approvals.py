@@ -63,27 +63,18 @@ def codex_rules() -> str:
         "",
     ]
     heads = (
-        '["trainwright", ".venv/bin/trainwright"]',
-        '["python", "python3", ".venv/bin/python"], "-m", "trainwright"',
+        '["trainwright", ".venv/bin/trainwright"], ',
+        '["python", "python3", ".venv/bin/python"], "-m", "trainwright", ',
     )
-    for cmd, why in ASK_COMMANDS:
-        words = ", ".join(f'"{w}"' for w in cmd.split())
-        for head in heads:
-            lines += [
-                "prefix_rule(",
-                f"    pattern = [{head}, {words}],",
-                '    decision = "prompt",',
-                f'    justification = "trainwright {cmd} {why}",',
-                ")",
-                "",
-            ]
-    for cmd, why in OTHER_ASK_COMMANDS:
+    rules = [(head, cmd, f"trainwright {cmd} {why}") for cmd, why in ASK_COMMANDS for head in heads]
+    rules += [("", cmd, f"{cmd} {why}") for cmd, why in OTHER_ASK_COMMANDS]
+    for head, cmd, justification in rules:
         words = ", ".join(f'"{w}"' for w in cmd.split())
         lines += [
             "prefix_rule(",
-            f"    pattern = [{words}],",
+            f"    pattern = [{head}{words}],",
             '    decision = "prompt",',
-            f'    justification = "{cmd} {why}",',
+            f'    justification = "{justification}",',
             ")",
             "",
         ]

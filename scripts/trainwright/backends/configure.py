@@ -5,6 +5,7 @@ and the VRAM estimate to a TrainingPlan, rendered by the chosen backend and reco
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import replace
 from pathlib import Path
@@ -119,8 +120,6 @@ PATH_KEYS = {
 def portable_path(g: Any, folder: Path, path: str | Path) -> str:
     """An absolute path as the config in `folder` should name it: relative to `folder` when it
     lies under the project root, else as it is."""
-    import os
-
     target = Path(path)
     if not target.is_absolute():
         return str(path)
