@@ -20,6 +20,9 @@ TRACE = 'Traceback (most recent call last):\n  File "train_network.py", line 1, 
         "RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
         "RuntimeError: cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you "
         "passed in a non-contiguous input.",
+        "terminate called after throwing an instance of 'std::bad_alloc'",
+        "tiny: error oom: out of memory under the memory cap of 40 MiB (RuntimeError: "
+        "pthread_create failed)",
     ],
 )
 def test_allocator_messages_are_oom(message: str) -> None:

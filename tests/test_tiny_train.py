@@ -93,3 +93,51 @@ def test_installed_reports_the_bundled_weights() -> None:
     ok, detail = backends.installed(tiny)
     assert ok and "base.safetensors" in detail
     assert torch.__version__
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError("pthread_create failed: Resource temporarily unavailable"),
+        RuntimeError("std::bad_alloc"),
+        MemoryError(),
+        OSError(12, "Cannot allocate memory"),
+    ],
+)
+def test_under_a_memory_cap_any_allocation_failure_reads_as_out_of_memory(
+    project: Path,
+    exc: BaseException,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """The address-space cap does not always surface as PyTorch's allocator message: a thread
+    the kernel would not start or a C++ bad_alloc must still be an OOM, so launch halves the
+    batch instead of calling it a crash."""
+    from trainwright.backends.tiny_model import train
+    from trainwright.run.failures import classify
+
+    def fail(*_: object) -> int:
+        raise exc
+
+    monkeypatch.setattr(train, "_train", fail)
+    code = train.main([str(project), "--memory-limit-mb", "40", "--batch-size", "8"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("tiny: error oom: out of memory under the memory cap")
+    failure = classify(err, code, batch=8)
+    assert failure.kind == "oom" and "try batch 4" in failure.fix
+
+
+def test_without_a_cap_other_errors_still_propagate(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainwright.backends.tiny_model import train
+
+    def fail(*_: object) -> int:
+        raise RuntimeError("pthread_create failed: Resource temporarily unavailable")
+
+    monkeypatch.setattr(train, "_train", fail)
+    with pytest.raises(RuntimeError):
+        train.main([str(project)])
+    monkeypatch.setattr(train, "_train", lambda *_: (_ for _ in ()).throw(ValueError("shape")))
+    with pytest.raises(ValueError):
+        train.main([str(project), "--memory-limit-mb", "40"])

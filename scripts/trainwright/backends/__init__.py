@@ -25,7 +25,8 @@ Running (dry run, launch, OOM retry, monitor)
                               batch_settings() and the one out-of-memory rule use them
     OUTPUT_KEY="output_dir"   the default checkpoint_dir() (relative to the config's folder)
     LOG_SIGNATURE, parse_log(text, state)   its log, found by content; or parse_line(line)
-    FAILURES=[]               (kind, regex, message, fix) for its own failure texts
+    FAILURE_TEXTS={}          kind (oom, model, dataset, config, ...) -> regexes of its
+                              trainer's own failure lines, joined on run/failures.py's rules
     EVAL_BASE_MODELS=()       base-model names whose eval grid it makes in-process
                               (with eval_image_maker(steps))
 On a cluster (`trainwright runs ...`)

@@ -56,6 +56,7 @@ EVAL_SAMPLING = {
 MODELS = ("bundled", "tiny", "tiny-denoiser")  # what a runs plan may name as its base model
 # The trainer's own refusals (tiny_model/train.py prints `tiny: error KIND: ...`).
 FAILURE_TEXTS = {
+    "oom": [r"tiny: error oom: [^\n]+"],
     "model": [r"tiny: error model: [^\n]+"],
     "dataset": [r"tiny: error dataset: [^\n]+"],
     "config": [r"tiny: error config: [^\n]+"],

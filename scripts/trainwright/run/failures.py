@@ -26,8 +26,8 @@ OOM_PATTERNS = (
     r"Detected \d+ oom[-_]kill events?",  # slurmstepd, after the cgroup's OOM killer acted
     r"^MemoryError\b",  # Python's own allocation failure (host memory or an address-space cap)
     r"Unable to allocate [^\n]* for an array",  # NumPy's
+    r"std::bad_alloc",  # a C++ extension's allocation failure
 )
-OOM = re.compile("|".join(OOM_PATTERNS), re.M)
 KILLED_CODES = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
@@ -117,8 +117,16 @@ def rules() -> list[tuple[str, re.Pattern[str], str, str]]:
     return out
 
 
+@cache
+def oom_pattern() -> re.Pattern[str]:
+    """The allocators' messages with the backends' own out-of-memory texts joined on."""
+    from trainwright import backends
+
+    return re.compile("|".join([*OOM_PATTERNS, *backends.failure_texts().get("oom", [])]), re.M)
+
+
 def oom_line(text: str) -> str | None:
-    m = OOM.search(text)
+    m = oom_pattern().search(text)
     if not m:
         return None
     start = text.rfind("\n", 0, m.start()) + 1

@@ -15,7 +15,9 @@ slice of the same sample order, only rank 0 logs steps and writes checkpoints, a
 says `tiny: rank R/W host=NAME` once.
 Errors go to stderr as `tiny: error <kind>: <message>` (kind: config, model, dataset) with exit
 codes 2, 3 and 4; an allocator failure propagates as PyTorch's own error (exit 1), which is what
-the launch supervisor's OOM detection reads for every backend.
+the launch supervisor's OOM detection reads for every backend. Under a memory cap the failure
+can instead be a thread the kernel would not start or a C++ `std::bad_alloc`, so there any
+allocation failure is reported as `tiny: error oom: ...` (exit 1).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import resource
 import sys
 import time
@@ -58,7 +61,13 @@ DEFAULTS: dict[str, Any] = {
     "threads": 1,
 }
 REQUIRED = ("dataset", "trigger_word", "output_name")
-EXIT_CONFIG, EXIT_MODEL, EXIT_DATASET = 2, 3, 4
+EXIT_OOM, EXIT_CONFIG, EXIT_MODEL, EXIT_DATASET = 1, 2, 3, 4
+# What an allocation refused under RLIMIT_AS looks like when it is not a MemoryError.
+ALLOCATION = re.compile(
+    r"alloc|out of memory|Cannot allocate|pthread_create|Resource temporarily unavailable|"
+    r"mmap|thread constructor failed",
+    re.I,
+)
 
 
 class TinyError(Exception):
@@ -222,11 +231,27 @@ def train(run: Run) -> int:
     dist = init_distributed(device.startswith("cuda"))
     try:
         return _train(run, cfg, device, dist, t0)
+    except (MemoryError, RuntimeError, OSError) as exc:
+        if not (run.memory_limit_mb and allocation_failure(exc)):
+            raise
+        text = str(exc).strip().splitlines()
+        print(
+            f"tiny: error oom: out of memory under the memory cap of {run.memory_limit_mb} MiB "
+            f"({type(exc).__name__}{': ' + text[0] if text else ''})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_OOM
     finally:
         if dist.on:
             import torch.distributed as torch_dist
 
             torch_dist.destroy_process_group()
+
+
+def allocation_failure(exc: BaseException) -> bool:
+    """Python's or PyTorch's allocator refused, or a thread or mapping the kernel would not give."""
+    return isinstance(exc, MemoryError) or bool(ALLOCATION.search(str(exc)))
 
 
 def _train(run: Run, cfg: dict[str, Any], device: str, dist: Dist, t0: float) -> int:
