@@ -7,12 +7,20 @@ SD 1.5 / SDXL UNets with diffusers from unet_configs.yaml (the denoiser alone, o
 and text embeddings, so the estimate it is compared with caches latents and text-encoder outputs).
 An out-of-memory is the measurement too: the batch is halved until a step fits, and the answer
 says which batch last fitted. Anything else the pack cannot build is refused before CUDA starts.
+
+The steps are the estimated run, not a stand-in for it: the optimizer asked for (torch's AdamW
+foreach or fused, SGD, Adafactor; bitsandbytes' 8-bit and paged ones), the step in backward,
+gradient accumulation, the precision, a 4-bit (bitsandbytes NF4) base for QLoRA, and the loss
+head of the framework (Hugging Face's `labels=` loss, or torchtune's chunked cross-entropy).
+A setting these steps cannot reproduce is refused with the reason (`unmeasurable`), so a figure
+never stands for a run that was not made.
 """
 
 from __future__ import annotations
 
 import gc
 import importlib.util
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,6 +39,19 @@ HF_TARGETS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate"
               "up": "up_proj", "down": "down_proj"}  # fmt: skip
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 BUILDABLE_TYPES = ("llama", "mistral", "qwen2", "gemma", "gemma2", "phi3")
+# The loss heads the steps compute: transformers' labels= loss (also the `generic` rule's
+# reading), torchtune's CEWithChunkedOutputLoss run eagerly, and none for a denoiser.
+MEASURED_FRAMEWORKS = ("generic", "hf", "torchtune", "none")
+TORCHTUNE_CHUNKS = 8  # torchtune's num_output_chunks
+IGNORE = -100  # torchtune's and transformers' ignore_index
+BNB_OPTIMIZERS = {
+    "adamw8bit": "AdamW8bit",
+    "paged_adamw": "PagedAdamW",
+    "paged_adamw8bit": "PagedAdamW8bit",
+    "lion": "Lion",
+    "lion8bit": "Lion8bit",
+}
+LR = 1e-5
 
 
 @lru_cache(maxsize=1)
@@ -56,6 +77,40 @@ def buildable(model: catalog.Model) -> str | None:
             f"{model.id} is a {part.model_type} model; --measure builds "
             f"{', '.join(BUILDABLE_TYPES)} decoders and the SD 1.5 / SDXL UNets"
         )
+    return None
+
+
+def unmeasurable(model: catalog.Model, s: Setup) -> str | None:
+    """Why real steps here could not be the run this setup estimates, or None when they can."""
+    have = importlib.util.find_spec
+    if s.device != "cuda":
+        return "--measure measures GPU memory: it needs --device cuda"
+    if s.framework not in MEASURED_FRAMEWORKS:
+        return (
+            f"--measure computes the loss as transformers (hf) or torchtune's chunked "
+            f"cross-entropy (torchtune) do, not {s.framework}'s; measure with --framework hf "
+            "or torchtune"
+        )
+    if s.offload_activations:
+        return "--measure does not reproduce activation offloading (--offload-activations)"
+    if model.is_image and s.train_text_encoder:
+        return "--measure trains the denoiser alone, not the text encoder (--train-text-encoder)"
+    four_bit = s.method == "qlora" or s.base_quant == "nf4"
+    if s.base_quant in ("int8", "fp8"):
+        return f"--measure builds a bf16 or a 4-bit (nf4) base, not {s.base_quant}"
+    if four_bit and model.is_image:
+        return "--measure builds a 4-bit base for language models only"
+    if four_bit and s.framework == "torchtune":
+        return (
+            "torchtune's QLoRA uses torchao's NF4 layers; --measure builds bitsandbytes' 4-bit "
+            "layers (measure with --framework hf)"
+        )
+    if four_bit and not have("bitsandbytes"):
+        return "--measure of a 4-bit base needs bitsandbytes: pip install bitsandbytes"
+    if s.optimizer in BNB_OPTIMIZERS and not have("bitsandbytes"):
+        return f"--measure with {s.optimizer} needs bitsandbytes: pip install bitsandbytes"
+    if s.optimizer == "prodigy" and not have("prodigyopt"):
+        return "--measure with prodigy needs prodigyopt: pip install prodigyopt"
     return None
 
 
@@ -91,7 +146,7 @@ def cuda_problem() -> str | None:
     return None
 
 
-def _language(model: catalog.Model, s: Setup, torch: Any, batch: int) -> Any:
+def _language(model: catalog.Model, s: Setup, torch: Any, batch: int, device: str) -> Any:
     import transformers as tf
 
     try:
@@ -105,15 +160,34 @@ def _language(model: catalog.Model, s: Setup, torch: Any, batch: int) -> Any:
     config._attn_implementation = s.attention or model.attention or "sdpa"
     config.use_cache = False
     full = s.method == "full"
-    dtype = torch.float32 if (full and s.master_weights) else torch.bfloat16
-    with torch.device("cuda"), no_init_weights():
+    four_bit = s.method == "qlora" or s.base_quant == "nf4"
+    half = torch.float16 if s.precision == "fp16" else torch.bfloat16
+    master = s.master_weights if s.master_weights is not None else s.precision == "fp16"
+    if s.precision == "fp32" or (full and master):
+        dtype = torch.float32
+    else:
+        dtype = half
+    autocast = dtype == torch.float32 and s.precision != "fp32"
+    # A 4-bit base is built on the CPU and quantized layer by layer as it moves to the GPU, so
+    # the full-precision model never sits on the card.
+    with torch.device("cpu" if four_bit else device), no_init_weights():
         net = tf.AutoModelForCausalLM.from_config(config, dtype=dtype)
     _random(net, torch)
+    if four_bit:
+        _quantize_4bit(net, torch, half)
+        net.to(device)
     if s.gradient_checkpointing:
-        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5.25 renamed it; the device image's 5.17 has only the old name
+        kwargs = {"use_reentrant": False}
+        if hasattr(net, "activation_checkpointing_enable"):
+            net.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            net.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if not full:
         import peft
 
+        for p in net.parameters():
+            p.requires_grad_(False)
         key, canon = parse_targets(s.targets)
         targets = "all-linear" if key == "all" else [HF_TARGETS[c] for c in canon]
         lora = peft.LoraConfig(
@@ -127,16 +201,80 @@ def _language(model: catalog.Model, s: Setup, torch: Any, batch: int) -> Any:
         net = peft.get_peft_model(net, lora)
     seq = s.seq_len or 2048
     vocab = config.vocab_size
+    loss = _chunked_loss(net, torch) if s.framework == "torchtune" else None
 
     def step() -> Any:
-        ids = torch.randint(0, vocab, (batch, seq), device="cuda")
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dtype == torch.float32):
-            return net(input_ids=ids, labels=ids).loss
+        ids = torch.randint(0, vocab, (batch, seq), device=device)
+        with torch.autocast(device.split(":")[0], dtype=half, enabled=autocast):
+            return loss(ids) if loss else net(input_ids=ids, labels=ids).loss
 
     return net, step
 
 
-def _unet(model: catalog.Model, s: Setup, torch: Any, batch: int) -> Any:
+def _chunked_loss(net: Any, torch: Any) -> Callable[[Any], Any]:
+    """torchtune's CEWithChunkedOutputLoss, eager: labels shifted one token left (the last one
+    ignored), the output projection applied to 8 chunks of the sequence, and each chunk's
+    logits upcast to fp32 for its own summed cross-entropy."""
+    core = net.get_base_model() if hasattr(net, "get_base_model") else net
+    decoder, head = core.get_decoder(), core.get_output_embeddings()
+    fn = torch.nn.functional
+
+    def loss(ids: Any) -> Any:
+        labels = torch.cat([ids[:, 1:], torch.full_like(ids[:, :1], IGNORE)], dim=1)
+        hidden = decoder(input_ids=ids).last_hidden_state
+        total = 0
+        for h, y in zip(
+            hidden.chunk(TORCHTUNE_CHUNKS, dim=1),
+            labels.chunk(TORCHTUNE_CHUNKS, dim=1),
+            strict=True,
+        ):
+            logits = head(h)
+            total = total + fn.cross_entropy(
+                logits.reshape(-1, logits.size(-1)).float(),
+                y.reshape(-1),
+                reduction="sum",
+                ignore_index=IGNORE,
+            )
+        return total / (labels != IGNORE).sum()
+
+    return loss
+
+
+def _bnb() -> Any:
+    """bitsandbytes, imported without its attempt to fetch a CPU kernel from the Hub (0.50 tries
+    at import on CPUs with AVX512-BF16): --measure downloads nothing."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import bitsandbytes
+
+    return bitsandbytes
+
+
+def _quantize_4bit(net: Any, torch: Any, compute: Any) -> None:
+    """Every linear layer of the decoder as bitsandbytes' NF4 layer (the output head stays, as
+    transformers' 4-bit loading leaves it); the weights quantize when the model moves to CUDA."""
+    bnb = _bnb()
+    head = net.get_output_embeddings()
+    for module in list(net.modules()):
+        for name, child in list(module.named_children()):
+            if type(child) is not torch.nn.Linear or child is head:
+                continue
+            layer = bnb.nn.Linear4bit(
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=compute,
+                quant_type="nf4",
+                device="meta",
+            )
+            layer.weight = bnb.nn.Params4bit(
+                child.weight.data, requires_grad=False, quant_type="nf4"
+            )
+            if child.bias is not None:
+                layer.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(module, name, layer)
+
+
+def _unet(model: catalog.Model, s: Setup, torch: Any, batch: int, device: str) -> Any:
     try:
         import diffusers
     except ImportError:
@@ -144,7 +282,7 @@ def _unet(model: catalog.Model, s: Setup, torch: Any, batch: int) -> Any:
             "--measure of an image model needs diffusers: pip install diffusers"
         ) from None
     entry = unet_configs()[model.main.profile]
-    with torch.device("cuda"):
+    with torch.device(device):
         net = diffusers.UNet2DConditionModel(**entry["config"]).to(torch.bfloat16)
     _random(net, torch)
     if s.gradient_checkpointing:
@@ -163,18 +301,19 @@ def _unet(model: catalog.Model, s: Setup, torch: Any, batch: int) -> Any:
     w, h = s.resolution or (model.resolution, model.resolution)
     factor = model.latent_factor or 8
     cfg = entry["config"]
+    images = batch * (2 if s.prior_preservation else 1)
 
     def step() -> Any:
-        lat = torch.randn(batch, cfg["in_channels"], h // factor, w // factor, device="cuda")
-        text = torch.randn(batch, entry["text_tokens"], cfg["cross_attention_dim"], device="cuda")
+        lat = torch.randn(images, cfg["in_channels"], h // factor, w // factor, device=device)
+        text = torch.randn(images, entry["text_tokens"], cfg["cross_attention_dim"], device=device)
         kwargs: dict[str, Any] = {}
         if cfg.get("addition_embed_type") == "text_time":
             kwargs["added_cond_kwargs"] = {
-                "text_embeds": torch.randn(batch, entry["pooled_dim"], device="cuda"),
-                "time_ids": torch.randn(batch, 6, device="cuda"),
+                "text_embeds": torch.randn(images, entry["pooled_dim"], device=device),
+                "time_ids": torch.randn(images, 6, device=device),
             }
-        t = torch.randint(0, 1000, (batch,), device="cuda")
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        t = torch.randint(0, 1000, (images,), device=device)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16):
             out = net(lat, t, encoder_hidden_states=text, **kwargs).sample
         return (out.float() - lat).pow(2).mean()
 
@@ -187,24 +326,74 @@ def _random(net: Any, torch: Any) -> None:
             p.uniform_(-0.02, 0.02)
 
 
+def make_optimizer(s: Setup, params: list[Any], torch: Any) -> Any:
+    """The optimizer the setup names, as the trainers build it."""
+    name = s.optimizer
+    if name == "adamw":
+        return torch.optim.AdamW(
+            params, lr=LR, **({"foreach": True} if s.foreach else {"fused": True})
+        )
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=LR, momentum=0.9, foreach=s.foreach)
+    if name == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=LR, scale_parameter=False, relative_step=False)
+    if name == "prodigy":
+        import prodigyopt
+
+        return prodigyopt.Prodigy(params, lr=1.0)
+    if name in BNB_OPTIMIZERS:
+        return getattr(_bnb().optim, BNB_OPTIMIZERS[name])(params, lr=LR)
+    raise TrainwrightError(f"--measure cannot build the optimizer {name!r}")
+
+
+def train(
+    model: catalog.Model, s: Setup, batch: int, steps: int, device: str, torch: Any
+) -> tuple[Any, list[Any], Any]:
+    """Build the model and run `steps` optimizer steps as the setup says (accumulation, the
+    step in backward); returns (model, trainable parameters, the optimizer or the per-parameter
+    optimizers)."""
+    build = _unet if model.is_image else _language
+    net, step = build(model, s, torch, batch, device)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if s.optimizer_in_backward:
+        # torchtune's optimizer_in_bwd: one optimizer per parameter, stepped and cleared by a
+        # hook the moment its gradient is complete
+        opts = {p: make_optimizer(s, [p], torch) for p in params}
+
+        def apply(p: Any) -> None:
+            opts[p].step()
+            opts[p].zero_grad(set_to_none=True)
+
+        for p in params:
+            p.register_post_accumulate_grad_hook(apply)
+        for _ in range(steps):
+            step().backward()
+        return net, params, opts
+    opt = make_optimizer(s, params, torch)
+    accumulation = max(1, s.gradient_accumulation)
+    for _ in range(steps):
+        for _ in range(accumulation):
+            (step() / accumulation).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return net, params, opt
+
+
 def run_steps(model: catalog.Model, s: Setup, batch: int, steps: int = STEPS) -> dict[str, Any]:
-    """Build, train `steps` AdamW steps at `batch`, return torch's peaks (raises torch's OOM)."""
+    """Build, train `steps` steps at `batch` on CUDA, return torch's peaks (raises torch's
+    OOM)."""
     import torch
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     t0 = time.monotonic()
-    build = _unet if model.is_image else _language
-    net = opt = None
+    trained: tuple[Any, ...] | None = None
     try:
-        net, step = build(model, s, torch, batch)
-        params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=1e-5, foreach=s.foreach)
-        for _ in range(steps):
-            step().backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        trained = train(model, s, batch, steps, "cuda", torch)
         torch.cuda.synchronize()
+        net, params, _ = trained
         return {
             "batch": batch,
             "allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
@@ -214,7 +403,7 @@ def run_steps(model: catalog.Model, s: Setup, batch: int, steps: int = STEPS) ->
             "seconds": round(time.monotonic() - t0, 2),
         }
     finally:
-        net = opt = params = step = None  # the next row starts from an empty card
+        trained = net = params = None  # the next row starts from an empty card
         gc.collect()
         torch.cuda.empty_cache()
 

@@ -91,9 +91,9 @@ def measure_into(
 ) -> int:
     """Run the measurement and print it with the estimate; exit 2 (the estimate printed alone)
     when there is nothing the pack can measure on or build."""
-    from trainwright.hardware.measure import buildable, cuda_problem, measure
+    from trainwright.hardware.measure import buildable, cuda_problem, measure, unmeasurable
 
-    problem = buildable(model) or cuda_problem()
+    problem = buildable(model) or unmeasurable(model, setup) or cuda_problem()
     if problem:
         data["measured"] = None
         emit(data, as_json, render)
