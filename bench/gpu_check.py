@@ -11,7 +11,11 @@ what finished before it), each skipped with the reason when CUDA or its package 
   3 kernel  `trainwright bench kernel` writes a real cuda report; `retro collect` reads it
   4 vram    the truth table: estimate against torch's measured peak (allocated and reserved) of
             real steps with random weights, all rows in one process, models built on the GPU
-  5 tiny    `trainwright demo` on the GPU (dry-run and launch of the tiny trainer on CUDA, Gate
+  5 loop    the training-loop mechanisms the per-framework estimate models (issue 14), each
+            against its own estimate: fused AdamW, the step in backward, bitsandbytes' 8-bit and
+            paged 8-bit AdamW (does paged state count in allocated memory?), torchtune's chunked
+            loss against transformers' at a 128k vocabulary, QLoRA on a 4-bit base, accumulation
+  6 tiny    `trainwright demo` on the GPU (dry-run and launch of the tiny trainer on CUDA, Gate
             4's measured peak) and `vram --measure` for one model
 Without CUDA (or with --cpu) the GPU steps are skipped with reasons, the dedup engines run at a
 small size on the CPU, and the exit is 0. Prints a table; writes gpu_check.json and
@@ -36,7 +40,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
 # Seconds per step: 8 minutes in all on one H100, so a 15-minute lease can rerun once.
-LIMITS = {"env": 30, "dedup": 150, "kernel": 50, "vram": 140, "tiny": 95}
+LIMITS = {"env": 25, "dedup": 130, "kernel": 45, "vram": 125, "loop": 60, "tiny": 80}
 DEDUP_LIMITS = {"triton": 60, "brute": 45, "mih": 40}  # per engine run, inside the step's
 THRESHOLD = 10
 
@@ -53,6 +57,54 @@ VRAM_ROWS = [
     for gc in (False, True)
 ]
 UNET_ROW = ("sdxl UNet LoRA r16 1024px gc", "sdxl", "lora", "attn", None, True, 1)
+# (label, model, Setup fields): each row changes one thing the estimate models; the most telling
+# first, since the step's time limit may cut the rest.
+TT = {"method": "full", "seq_len": 2048, "framework": "torchtune", "foreach": False}
+LOOP_ROWS: list[tuple[str, str, dict[str, Any]]] = [
+    ("0.5b full tt fused", "qwen2.5-0.5b", TT),
+    ("0.5b full tt fused +opt-in-bwd", "qwen2.5-0.5b", {**TT, "optimizer_in_backward": True}),
+    ("0.5b full tt adamw8bit", "qwen2.5-0.5b", {**TT, "optimizer": "adamw8bit"}),
+    (
+        "0.5b full tt paged8bit +opt-in-bwd",
+        "qwen2.5-0.5b",
+        {**TT, "optimizer": "paged_adamw8bit", "optimizer_in_backward": True},
+    ),
+    (
+        "0.5b full tt adamw8bit +opt-in-bwd",
+        "qwen2.5-0.5b",
+        {**TT, "optimizer": "adamw8bit", "optimizer_in_backward": True},
+    ),
+    (
+        "1b LoRA all seq 4096 hf",
+        "llama-3.2-1b",
+        {"seq_len": 4096, "targets": "all-linear", "framework": "hf"},
+    ),
+    (
+        "1b LoRA all seq 4096 torchtune",
+        "llama-3.2-1b",
+        {"seq_len": 4096, "targets": "all-linear", "framework": "torchtune"},
+    ),
+    (
+        "1b QLoRA all seq 512 hf",
+        "llama-3.2-1b",
+        {"method": "qlora", "seq_len": 512, "targets": "all-linear", "framework": "hf"},
+    ),
+    (
+        "1b QLoRA all seq 2048 hf",
+        "llama-3.2-1b",
+        {"method": "qlora", "seq_len": 2048, "targets": "all-linear", "framework": "hf"},
+    ),
+    (
+        "0.5b full hf seq 512 accum 1",
+        "qwen2.5-0.5b",
+        {"method": "full", "seq_len": 512, "framework": "hf"},
+    ),
+    (
+        "0.5b full hf seq 512 accum 4",
+        "qwen2.5-0.5b",
+        {"method": "full", "seq_len": 512, "framework": "hf", "gradient_accumulation": 4},
+    ),
+]
 
 
 def emit(rows: Path, **fields: Any) -> None:
@@ -276,8 +328,8 @@ def step_vram(rows: Path, gpu: bool) -> None:
         emit(rows, part="vram truth table", skipped="no CUDA: the rows are real training steps")
         return
     from trainwright.hardware import catalog
-    from trainwright.hardware.measure import measure_setup, run_steps
-    from trainwright.hardware.vram import GIB, Setup, estimate
+    from trainwright.hardware.measure import measure_setup
+    from trainwright.hardware.vram import Setup
 
     cat = catalog.load()
     table = list(VRAM_ROWS)
@@ -298,32 +350,59 @@ def step_vram(rows: Path, gpu: bool) -> None:
             optimizer="adamw",
             resolution=(1024, 1024) if model.is_image else None,
         )
-        setup = measure_setup(model, setup)
-        est = estimate(model, setup)
-        import torch
-
-        try:
-            got = run_steps(model, setup, batch, steps=2)
-        except torch.cuda.OutOfMemoryError:
-            emit(rows, part=label, ok=False, detail="out of memory")
-            continue
-        alloc, res = got["allocated_mib"] / 1024, got["reserved_mib"] / 1024
         want = model.main.params if model.is_image else None  # the UNet config is exact?
-        err_a = alloc / (est.allocated / GIB) - 1
-        err_r = res / (est.reserved / GIB) - 1
-        emit(
-            rows,
-            part=label,
-            ok=want is None or got["trainable"] < got["params"] and _unet_exact(got, want),
-            seconds=got["seconds"],
-            estimate_alloc_gib=round(est.allocated / GIB, 2),
-            estimate_reserved_gib=round(est.reserved / GIB, 2),
-            measured_alloc_gib=round(alloc, 2),
-            measured_reserved_gib=round(res, 2),
-            params=got["params"],
-            detail=f"est {est.allocated / GIB:.2f}/{est.reserved / GIB:.2f} GiB, measured "
-            f"{alloc:.2f}/{res:.2f} GiB (alloc/reserved), error {err_a:+.1%}/{err_r:+.1%}",
-        )
+        measure_row(rows, label, model, measure_setup(model, setup), want)
+
+
+def measure_row(rows: Path, label: str, model: Any, setup: Any, want: int | None = None) -> None:
+    """One row: the estimate, then two real steps of the same setup on the GPU."""
+    import torch
+
+    from trainwright.hardware.measure import run_steps, unmeasurable
+    from trainwright.hardware.vram import GIB, estimate
+
+    why = unmeasurable(model, setup)
+    if why:
+        emit(rows, part=label, skipped=why)
+        return
+    est = estimate(model, setup)
+    try:
+        got = run_steps(model, setup, setup.batch, steps=2)
+    except torch.cuda.OutOfMemoryError:
+        emit(rows, part=label, ok=False, detail="out of memory")
+        return
+    alloc, res = got["allocated_mib"] / 1024, got["reserved_mib"] / 1024
+    err_a = alloc / (est.allocated / GIB) - 1
+    err_r = res / (est.reserved / GIB) - 1
+    emit(
+        rows,
+        part=label,
+        ok=want is None or got["trainable"] < got["params"] and _unet_exact(got, want),
+        seconds=got["seconds"],
+        estimate_alloc_gib=round(est.allocated / GIB, 2),
+        estimate_reserved_gib=round(est.reserved / GIB, 2),
+        measured_alloc_gib=round(alloc, 2),
+        measured_reserved_gib=round(res, 2),
+        params=got["params"],
+        detail=f"est {est.allocated / GIB:.2f}/{est.reserved / GIB:.2f} GiB, measured "
+        f"{alloc:.2f}/{res:.2f} GiB (alloc/reserved), error {err_a:+.1%}/{err_r:+.1%}",
+    )
+
+
+# --- step 5 ----------------------------------------------------------------------------------
+
+
+def step_loop(rows: Path, gpu: bool) -> None:
+    if not gpu:
+        emit(rows, part="training-loop rows", skipped="no CUDA: the rows are real training steps")
+        return
+    from trainwright.hardware import catalog
+    from trainwright.hardware.vram import Setup
+
+    cat = catalog.load()
+    for label, model_id, fields in LOOP_ROWS:
+        base = {"rank": 16, "gradient_checkpointing": True, "attention": "sdpa"}
+        measure_row(rows, label, cat.get(model_id), Setup(**{**base, **fields}))
 
 
 def _unet_exact(got: dict[str, Any], want: int) -> bool:
@@ -331,7 +410,7 @@ def _unet_exact(got: dict[str, Any], want: int) -> bool:
     return got["params"] - got["trainable"] == want
 
 
-# --- step 5 ----------------------------------------------------------------------------------
+# --- step 6 ----------------------------------------------------------------------------------
 
 
 def step_tiny(rows: Path, gpu: bool) -> None:
@@ -387,6 +466,7 @@ STEPS = {
     "dedup": step_dedup,
     "kernel": step_kernel,
     "vram": step_vram,
+    "loop": step_loop,
     "tiny": step_tiny,
 }
 

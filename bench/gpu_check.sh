@@ -2,7 +2,7 @@
 # Every CUDA path of the pack on one GPU, in one prepared run (issue 18). Under 8 minutes on one
 # H100 by design: each step has its own time limit (bench/gpu_check.py LIMITS, 465 s in all).
 #
-# On a session with a device, once here:   bash bench/gpu_wheels.sh     (bench/wheels/, ~9 MiB)
+# On a session with a device, once here:   bash bench/gpu_wheels.sh     (bench/wheels/, ~12 MiB)
 # then one device call (the run tool):
 #   command:   bash bench/gpu_check.sh
 #   carry:     ["bench/wheels"]
@@ -23,7 +23,9 @@ if [ ! -x .venv/bin/python ] && compgen -G "bench/wheels/*.whl" > /dev/null \
     || echo "gpu_check: the carried wheels did not install; steps that need them are skipped"
 fi
 [ -e /tmp/site/.gpu_check ] && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# HF_HUB_OFFLINE: bitsandbytes 0.50 tries to fetch a CPU kernel from the Hub at import; the
+# device reaches nothing, so it is told not to try.
+export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
 LOG=${OUT:-bench/out}/gpu_check.log
