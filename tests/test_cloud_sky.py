@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from support.cloud_instance import image_python, pack_wheelhouse, tiny_ready
+from support.pip_install import install_or_skip
 from trainwright.cloud import skypilot_task
 from trainwright.errors import TrainwrightError
 
@@ -31,16 +32,9 @@ def tw(root: Path, *args: str) -> subprocess.CompletedProcess:
 def sky_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("skypilot") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    proc = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", SKYPILOT],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    install_or_skip(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", SKYPILOT], SKYPILOT
     )
-    if proc.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"pip install {SKYPILOT} failed: {proc.stderr[-1500:]}")
-        pytest.skip(f"{SKYPILOT} could not be installed here")
     return venv / "bin" / "python"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli
+from support.pip_install import install_or_skip
 from trainwright.errors import TrainwrightError
 from trainwright.hardware import catalog, measure
 from trainwright.hardware.vram import Setup
@@ -181,16 +182,8 @@ print(json.dumps(out))
 @pytest.fixture(scope="session")
 def bnb_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("bnb") / "site"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), BNB],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"pip install {BNB} failed: {proc.stderr[-1500:]}")
-        pytest.skip(f"{BNB} could not be installed here")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+    install_or_skip([*pip, BNB], BNB)
     return site
 
 
