@@ -73,7 +73,7 @@ def test_torchtunes_chunked_loss_is_the_same_loss_as_transformers():
     s = Setup(method="full", framework="torchtune", seq_len=16, precision="fp32")
     net, _ = measure._language(TINY, s, torch, 2, "cpu")
     ids = torch.randint(0, 384, (2, 16))
-    chunked = measure._chunked_loss(net, torch)(ids)
+    chunked = measure._chunked_loss(net, torch, 8)(ids)
     assert float(chunked) == pytest.approx(float(net(input_ids=ids, labels=ids).loss), rel=1e-5)
 
 
@@ -101,8 +101,8 @@ def test_the_precision_is_the_setups(setup, weights, trainable):
 @pytest.mark.parametrize(
     "change,words",
     [
-        ({"framework": "trl"}, "not trl's"),
-        ({"framework": "unsloth"}, "not unsloth's"),
+        ({"framework": "trl"}, "reproduce trl's loss head"),
+        ({"framework": "unsloth"}, "reproduce unsloth's loss head"),
         ({"offload_activations": True}, "activation offloading"),
         ({"base_quant": "int8"}, "not int8"),
         ({"device": "cpu"}, "--device cuda"),
@@ -146,7 +146,9 @@ def test_the_command_says_why_it_will_not_measure_and_prints_the_estimate():
     data = json.loads(proc.stdout)
     assert data["measured"] is None and data["framework"] == "trl" and data["total_gib"] > 0
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and "not trl's" in err[0] and "Traceback" not in proc.stderr
+    assert (
+        len(err) == 1 and "reproduce trl's loss head" in err[0] and "Traceback" not in proc.stderr
+    )
 
 
 # --- bitsandbytes (4-bit base, 8-bit optimizers), in a folder of its own ----------------------

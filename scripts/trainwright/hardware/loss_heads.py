@@ -77,6 +77,13 @@ def quantized_linear_keeps_input(name: str) -> bool:
     return get(name).get("quantized_linear", "keeps-input") == "keeps-input"
 
 
+def measured_loss(name: str) -> tuple[str | None, int]:
+    """How `vram --measure` computes this framework's loss (labels, chunked, latents; None when
+    it cannot) and, for chunked, over how many pieces of the sequence."""
+    entry = get(name)
+    return entry.get("measured_loss"), int(entry.get("chunks", 1))
+
+
 @dataclass
 class LossHead:
     framework: str

@@ -11,7 +11,8 @@ says which batch last fitted. Anything else the pack cannot build is refused bef
 The steps are the estimated run, not a stand-in for it: the optimizer asked for (torch's AdamW
 foreach or fused, SGD, Adafactor; bitsandbytes' 8-bit and paged ones), the step in backward,
 gradient accumulation, the precision, a 4-bit (bitsandbytes NF4) base for QLoRA, and the loss
-head of the framework (Hugging Face's `labels=` loss, or torchtune's chunked cross-entropy).
+head of the framework (its `measured_loss` in resources/models/loss-heads.yaml: the model's
+`labels=` loss, or the output projection in chunks each upcast for its own cross-entropy).
 A setting these steps cannot reproduce is refused with the reason (`unmeasurable`), so a figure
 never stands for a run that was not made.
 """
@@ -31,7 +32,7 @@ from typing import Any
 import yaml
 
 from trainwright.errors import TrainwrightError
-from trainwright.hardware import catalog
+from trainwright.hardware import catalog, loss_heads
 from trainwright.hardware.vram import Setup, parse_targets
 
 STEPS = 3
@@ -39,11 +40,7 @@ HF_TARGETS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate"
               "up": "up_proj", "down": "down_proj"}  # fmt: skip
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 BUILDABLE_TYPES = ("llama", "mistral", "qwen2", "gemma", "gemma2", "phi3")
-# The loss heads the steps compute: transformers' labels= loss (also the `generic` rule's
-# reading), torchtune's CEWithChunkedOutputLoss run eagerly, and none for a denoiser.
-MEASURED_FRAMEWORKS = ("generic", "hf", "torchtune", "none")
-TORCHTUNE_CHUNKS = 8  # torchtune's num_output_chunks
-IGNORE = -100  # torchtune's and transformers' ignore_index
+IGNORE = -100  # the ignore_index of transformers' and the chunked loss
 BNB_OPTIMIZERS = {
     "adamw8bit": "AdamW8bit",
     "paged_adamw": "PagedAdamW",
@@ -85,11 +82,15 @@ def unmeasurable(model: catalog.Model, s: Setup) -> str | None:
     have = importlib.util.find_spec
     if s.device != "cuda":
         return "--measure measures GPU memory: it needs --device cuda"
-    if s.framework not in MEASURED_FRAMEWORKS:
+    if loss_heads.measured_loss(s.framework)[0] is None:
+        able = [
+            f
+            for f in loss_heads.frameworks()
+            if loss_heads.measured_loss(f)[0] not in (None, "latents")
+        ]
         return (
-            f"--measure computes the loss as transformers (hf) or torchtune's chunked "
-            f"cross-entropy (torchtune) do, not {s.framework}'s; measure with --framework hf "
-            "or torchtune"
+            f"--measure does not reproduce {s.framework}'s loss head; it measures "
+            f"--framework {', '.join(able)}"
         )
     if s.offload_activations:
         return "--measure does not reproduce activation offloading (--offload-activations)"
@@ -100,10 +101,10 @@ def unmeasurable(model: catalog.Model, s: Setup) -> str | None:
         return f"--measure builds a bf16 or a 4-bit (nf4) base, not {s.base_quant}"
     if four_bit and model.is_image:
         return "--measure builds a 4-bit base for language models only"
-    if four_bit and s.framework == "torchtune":
+    if four_bit and not loss_heads.quantized_linear_keeps_input(s.framework):
         return (
-            "torchtune's QLoRA uses torchao's NF4 layers; --measure builds bitsandbytes' 4-bit "
-            "layers (measure with --framework hf)"
+            f"{s.framework}'s QLoRA uses torchao's NF4 layers; --measure builds bitsandbytes' "
+            "4-bit layers (measure with --framework hf)"
         )
     if four_bit and not have("bitsandbytes"):
         return "--measure of a 4-bit base needs bitsandbytes: pip install bitsandbytes"
@@ -201,7 +202,8 @@ def _language(model: catalog.Model, s: Setup, torch: Any, batch: int, device: st
         net = peft.get_peft_model(net, lora)
     seq = s.seq_len or 2048
     vocab = config.vocab_size
-    loss = _chunked_loss(net, torch) if s.framework == "torchtune" else None
+    how, chunks = loss_heads.measured_loss(s.framework)
+    loss = _chunked_loss(net, torch, chunks) if how == "chunked" else None
 
     def step() -> Any:
         ids = torch.randint(0, vocab, (batch, seq), device=device)
@@ -211,10 +213,10 @@ def _language(model: catalog.Model, s: Setup, torch: Any, batch: int, device: st
     return net, step
 
 
-def _chunked_loss(net: Any, torch: Any) -> Callable[[Any], Any]:
-    """torchtune's CEWithChunkedOutputLoss, eager: labels shifted one token left (the last one
-    ignored), the output projection applied to 8 chunks of the sequence, and each chunk's
-    logits upcast to fp32 for its own summed cross-entropy."""
+def _chunked_loss(net: Any, torch: Any, chunks: int) -> Callable[[Any], Any]:
+    """A chunked cross-entropy, eager: labels shifted one token left (the last one ignored),
+    the output projection applied to `chunks` pieces of the sequence, and each piece's logits
+    upcast to fp32 for its own summed cross-entropy."""
     core = net.get_base_model() if hasattr(net, "get_base_model") else net
     decoder, head = core.get_decoder(), core.get_output_embeddings()
     fn = torch.nn.functional
@@ -224,8 +226,8 @@ def _chunked_loss(net: Any, torch: Any) -> Callable[[Any], Any]:
         hidden = decoder(input_ids=ids).last_hidden_state
         total = 0
         for h, y in zip(
-            hidden.chunk(TORCHTUNE_CHUNKS, dim=1),
-            labels.chunk(TORCHTUNE_CHUNKS, dim=1),
+            hidden.chunk(chunks, dim=1),
+            labels.chunk(chunks, dim=1),
             strict=True,
         ):
             logits = head(h)
@@ -358,7 +360,7 @@ def train(
     net, step = build(model, s, torch, batch, device)
     params = [p for p in net.parameters() if p.requires_grad]
     if s.optimizer_in_backward:
-        # torchtune's optimizer_in_bwd: one optimizer per parameter, stepped and cleared by a
+        # a recipe's optimizer_in_bwd: one optimizer per parameter, stepped and cleared by a
         # hook the moment its gradient is complete
         opts = {p: make_optimizer(s, [p], torch) for p in params}
 
