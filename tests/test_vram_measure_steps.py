@@ -222,3 +222,24 @@ def test_qlora_builds_a_4bit_base_with_lora_on_it_and_8bit_states(bnb_site, tmp_
     assert out["head"] == "Linear" and out["quantized"] == ["torch.uint8"]
     assert out["trainable"] == ["lora_A", "lora_B"]
     assert out["opt"] == "AdamW8bit" and out["states"] == ["torch.uint8"]
+
+
+def test_the_report_says_what_the_steps_were():
+    from trainwright.hardware.vram import estimate
+    from trainwright.hardware.vram_measure import lines, summary
+
+    s = Setup(method="qlora", optimizer="paged_adamw8bit", gradient_accumulation=4,
+              framework="hf", seq_len=512)  # fmt: skip
+    assert measure.ran(TINY, s) == (
+        "PagedAdamW8bit (bitsandbytes), accumulation 4, bf16, NF4 base (bitsandbytes), "
+        "checkpointing, labels= loss"
+    )
+    tt = Setup(method="full", foreach=False, optimizer_in_backward=True, framework="torchtune")
+    assert measure.ran(TINY, tt).startswith("AdamW (fused), stepped in backward, bf16")
+    assert measure.ran(TINY, tt).endswith("loss in 8 chunks")
+    raw = {"gpu": "NVIDIA H100 80GB HBM3", "steps": 3, "batch": 1, "total_mib": 81559.0,
+           "free_mib": 80000.0, "fits": True, "allocated_mib": 900.0, "reserved_mib": 1000.0,
+           "params": 31008}  # fmt: skip
+    m = summary(raw, estimate(TINY, s), TINY, s)
+    assert m["ran"] == measure.ran(TINY, s)
+    assert f"  steps: {m['ran']}" in lines(m)

@@ -115,6 +115,31 @@ def unmeasurable(model: catalog.Model, s: Setup) -> str | None:
     return None
 
 
+def ran(model: catalog.Model, s: Setup) -> str:
+    """What the measured steps were, in a line (printed beside the figure and kept in --json)."""
+    if s.optimizer == "adamw":
+        opt = "AdamW (" + ("foreach" if s.foreach else "fused") + ")"
+    else:
+        opt = BNB_OPTIMIZERS.get(s.optimizer, s.optimizer) + (
+            " (bitsandbytes)" if s.optimizer in BNB_OPTIMIZERS else ""
+        )
+    parts = [opt]
+    if s.optimizer_in_backward:
+        parts.append("stepped in backward")
+    if s.gradient_accumulation > 1:
+        parts.append(f"accumulation {s.gradient_accumulation}")
+    parts.append(s.precision)
+    if not model.is_image and (s.method == "qlora" or s.base_quant == "nf4"):
+        parts.append("NF4 base (bitsandbytes)")
+    parts.append("checkpointing" if s.gradient_checkpointing else "no checkpointing")
+    how, chunks = loss_heads.measured_loss(s.framework)
+    if how == "chunked":
+        parts.append(f"loss in {chunks} chunks")
+    elif how == "labels":
+        parts.append("labels= loss")
+    return ", ".join(parts)
+
+
 def measure_setup(model: catalog.Model, setup: Setup) -> Setup:
     """The setup the measurement runs: a UNet alone means latents and text outputs cached."""
     if model.is_image:

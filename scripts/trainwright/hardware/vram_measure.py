@@ -28,6 +28,10 @@ def summary(raw: dict[str, Any], est: Any, model: Any = None, setup: Any = None)
     figures = raw if raw["fits"] else raw.get("fitted")
     _, busy = measured.budget_gib(out["total_gib"], out["free_gib"])
     out["busy"] = busy
+    if model is not None and setup is not None:
+        from trainwright.hardware.measure import ran
+
+        out["ran"] = ran(model, setup)
     if not figures:
         return out
     peak = Peak(
@@ -50,6 +54,8 @@ def summary(raw: dict[str, Any], est: Any, model: Any = None, setup: Any = None)
 
 def lines(m: dict[str, Any]) -> list[str]:
     out = [f"measured on {m['gpu']} ({m['steps']} real steps, random weights):"]
+    if m.get("ran"):
+        out.append(f"  steps: {m['ran']}")
     if m.get("busy"):
         out.append(f"  note: {m['busy']}")
     if not m["fits"]:
