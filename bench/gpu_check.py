@@ -358,7 +358,7 @@ def measure_row(rows: Path, label: str, model: Any, setup: Any, want: int | None
     """One row: the estimate, then two real steps of the same setup on the GPU."""
     import torch
 
-    from trainwright.hardware.measure import run_steps, unmeasurable
+    from trainwright.hardware.measure import ran, run_steps, unmeasurable
     from trainwright.hardware.vram import GIB, estimate
 
     why = unmeasurable(model, setup)
@@ -384,6 +384,7 @@ def measure_row(rows: Path, label: str, model: Any, setup: Any, want: int | None
         measured_alloc_gib=round(alloc, 2),
         measured_reserved_gib=round(res, 2),
         params=got["params"],
+        ran=ran(model, setup),
         detail=f"est {est.allocated / GIB:.2f}/{est.reserved / GIB:.2f} GiB, measured "
         f"{alloc:.2f}/{res:.2f} GiB (alloc/reserved), error {err_a:+.1%}/{err_r:+.1%}",
     )
