@@ -480,6 +480,40 @@ def test_rsync_stats_are_read() -> None:
     assert _stats("data/c.png is newer\n")["newer_there"] == ["data/c.png"]
 
 
+def test_a_first_copy_that_would_replace_foreign_files_is_refused(tmp_path: Path) -> None:
+    """The dry run push makes before the first copy of an outside dataset, read from real rsync
+    between two folders: a file there that differs and is older would be replaced (refused); a
+    new file, an identical one and one newer there (--update keeps it) are not."""
+    from trainwright.cloud.deploy import PARTIAL_DIR, RSYNC, refuse_foreign
+
+    src, dst = tmp_path / "here", tmp_path / "there"
+    src.mkdir()
+    dst.mkdir()
+    for name, here, there, age in (
+        ("new.png", b"n", None, 0),
+        ("same.png", b"s", b"s", 0),
+        ("theirs.png", b"mine", b"their own", 3600),  # older there: rsync would replace it
+        ("newer.png", b"mine", b"newer there", -3600),  # newer there: --update keeps it
+    ):
+        (src / name).write_bytes(here)
+        if there is not None:
+            (dst / name).write_bytes(there)
+            t = time.time() - age
+            os.utime(dst / name, (t, t))
+    look = subprocess.run(
+        [*RSYNC, "--stats", "--itemize-changes", "--info=skip1", "--dry-run",
+         f"--partial-dir={PARTIAL_DIR}", f"{src}/", str(dst)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = _stats(look.stdout)
+    assert found["replaced"] == ["theirs.png"] and "newer.png" in found["newer_there"]
+    assert sorted(found["changed"]) == ["new.png", "theirs.png"]
+    with pytest.raises(TrainwrightError, match=r"different files at /data/cats .*theirs\.png"):
+        refuse_foreign("/data/cats", found["replaced"], "10.0.0.2:22")
+    refuse_foreign("/data/cats", [], "10.0.0.2:22")  # nothing of theirs in the way
+    assert (dst / "theirs.png").read_bytes() == b"their own"  # a dry run changed nothing
+
+
 def test_watchdog_reads_the_container_environment(tmp_path: Path, monkeypatch) -> None:
     import importlib.util
 

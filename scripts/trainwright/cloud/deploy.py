@@ -4,8 +4,11 @@ push sends the project's part of the grimoire (config files, gate state), the gr
 files, the pack's resources and the dataset, with `rsync -az --partial --checksum --update`:
 a second push sends only what changed, an interrupted one resumes from the partial file, a file
 newer on the instance (what a run there wrote) is not overwritten, and nothing there is ever
-deleted (no --delete). pull brings the project folder back (LoRA files, checkpoints, logs,
-progress) and checks every file against sha256 sums computed on the instance.
+deleted (no --delete). A dataset outside the project goes to its own absolute path there; the
+first push to that path looks first (a dry run) and copies nothing if it would replace files
+there that differ from these, since the pack did not put them there. pull brings the project
+folder back (LoRA files, checkpoints, logs, progress) and checks every file against sha256 sums
+computed on the instance.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from trainwright.state.content_hash import file_sha256
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
 
-RSYNC_OPTS_ENV = "TRAINWRIGHT_RSYNC_OPTS"  # e.g. --bwlimit=5000 on a slow link
+RSYNC_OPTS_ENV = "TRAINWRIGHT_RSYNC_OPTS"
+PARTIAL_DIR = ".trainwright-partial"  # e.g. --bwlimit=5000 on a slow link
 RSYNC = ["rsync", "-az", "--partial", "--checksum", "--update", "--exclude=*.lock", "-s"]
 # --info=skip1 names each file --update left alone because the receiver's copy is newer
 HASHES = r"""
@@ -112,6 +116,8 @@ def _stats(text: str) -> dict[str, Any]:
         return int(m.group(1).replace(",", "")) if m else 0
 
     changed = [ln.split(" ", 1)[1] for ln in text.splitlines() if re.match(r"^[<>]f", ln)]
+    # `>f+++++++++ name` is a new file; any other `>f` item replaces one that is there
+    replaced = [ln.split(" ", 1)[1] for ln in text.splitlines() if re.match(r"^[<>]f(?!\+{9})", ln)]
     return {
         "files_transferred": number("Number of regular files transferred"),
         "bytes_sent": number("Total bytes sent"),
@@ -119,6 +125,7 @@ def _stats(text: str) -> dict[str, Any]:
         "literal_bytes": number("Literal data"),
         "matched_bytes": number("Matched data"),
         "changed": changed,
+        "replaced": replaced,
         "newer_there": [
             ln[: -len(" is newer")] for ln in text.splitlines() if ln.endswith(" is newer")
         ],
@@ -214,12 +221,17 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
     if outside is not None:  # the configs name it by its absolute path: the same path there
         parent = there if outside.is_dir() else os.path.dirname(there)
         t.remote.run(f"mkdir -p {shlex.quote(parent)}")
-        more = _rsync(
-            [f"{there}/" if outside.is_dir() else there, f"{t.remote.login}:{there}"],
-            t.remote,
-            g.project_root,
-            timeout,
-        )
+        # a cut copy leaves its partial file beside, not under the name: the next push's look
+        # must not take our own half-sent file for one the pack did not put there
+        copy = [
+            f"--partial-dir={PARTIAL_DIR}",
+            f"{there}/" if outside.is_dir() else there,
+            f"{t.remote.login}:{there}",
+        ]
+        if t.record.fields.get("Remote dataset") != there:
+            look = _rsync(["--dry-run", *copy], t.remote, g.project_root, timeout)
+            refuse_foreign(there, look["replaced"], t.remote.address)
+        more = _rsync(copy, t.remote, g.project_root, timeout)
         for key in ("files_transferred", "bytes_sent", "literal_bytes", "matched_bytes"):
             stats[key] += more[key]
         stats["changed"] += [f"{there}/{c}" for c in more["changed"]]
@@ -237,6 +249,21 @@ def push(g: Grimoire, project: str, timeout: float = 3600) -> dict[str, Any]:
         "paths": paths + ([str(outside)] if outside else []),
         **stats,
     }
+
+
+def refuse_foreign(there: str, replaced: list[str], address: str) -> None:
+    """Before the first copy to `there`: files there that this copy would replace were not put
+    there by the pack, so nothing is copied over them."""
+    if not replaced:
+        return
+    shown = ", ".join(replaced[:5]) + (
+        f" and {len(replaced) - 5} more" if len(replaced) > 5 else ""
+    )
+    raise TrainwrightError(
+        f"the project was pushed but not its dataset: {address} already has different files at "
+        f"{there} that trainwright did not put there ({shown}); move them aside on the instance "
+        "and push again, or move the dataset inside the project"
+    )
 
 
 # ---- pull ----------------------------------------------------------------------------------
