@@ -32,8 +32,8 @@ from trainwright.state.content_hash import file_sha256
 from trainwright.state.grimoire import Grimoire
 from trainwright.state.names import check_name
 
-RSYNC_OPTS_ENV = "TRAINWRIGHT_RSYNC_OPTS"
-PARTIAL_DIR = ".trainwright-partial"  # e.g. --bwlimit=5000 on a slow link
+RSYNC_OPTS_ENV = "TRAINWRIGHT_RSYNC_OPTS"  # e.g. --bwlimit=5000 on a slow link
+PARTIAL_DIR = ".trainwright-partial"  # an outside dataset's half-sent files wait here
 RSYNC = ["rsync", "-az", "--partial", "--checksum", "--update", "--exclude=*.lock", "-s"]
 # --info=skip1 names each file --update left alone because the receiver's copy is newer
 HASHES = r"""
@@ -115,9 +115,10 @@ def _stats(text: str) -> dict[str, Any]:
         m = re.search(rf"^{label}: ([\d,]+)", text, re.M)
         return int(m.group(1).replace(",", "")) if m else 0
 
-    changed = [ln.split(" ", 1)[1] for ln in text.splitlines() if re.match(r"^[<>]f", ln)]
-    # `>f+++++++++ name` is a new file; any other `>f` item replaces one that is there
-    replaced = [ln.split(" ", 1)[1] for ln in text.splitlines() if re.match(r"^[<>]f(?!\+{9})", ln)]
+    # itemized file lines: `>f+++++++++ name` is a new file, any other flags replace one there
+    files = [ln.split(" ", 1) for ln in text.splitlines() if re.match(r"^[<>]f", ln)]
+    changed = [name for _, name in files]
+    replaced = [name for flags, name in files if flags[2:] != "+" * 9]
     return {
         "files_transferred": number("Number of regular files transferred"),
         "bytes_sent": number("Total bytes sent"),

@@ -33,7 +33,7 @@ import yaml
 
 from trainwright.errors import TrainwrightError
 from trainwright.hardware import catalog, loss_heads
-from trainwright.hardware.vram import Setup, parse_targets
+from trainwright.hardware.vram import Setup, base_quant, parse_targets
 
 STEPS = 3
 HF_TARGETS = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj",
@@ -96,9 +96,10 @@ def unmeasurable(model: catalog.Model, s: Setup) -> str | None:
         return "--measure does not reproduce activation offloading (--offload-activations)"
     if model.is_image and s.train_text_encoder:
         return "--measure trains the denoiser alone, not the text encoder (--train-text-encoder)"
-    four_bit = s.method == "qlora" or s.base_quant == "nf4"
-    if s.base_quant in ("int8", "fp8"):
-        return f"--measure builds a bf16 or a 4-bit (nf4) base, not {s.base_quant}"
+    quant = base_quant(s)
+    four_bit = quant == "nf4"
+    if quant in ("int8", "fp8"):
+        return f"--measure builds a bf16 or a 4-bit (nf4) base, not {quant}"
     if four_bit and model.is_image:
         return "--measure builds a 4-bit base for language models only"
     if four_bit and not loss_heads.quantized_linear_keeps_input(s.framework):
@@ -129,7 +130,7 @@ def ran(model: catalog.Model, s: Setup) -> str:
     if s.gradient_accumulation > 1:
         parts.append(f"accumulation {s.gradient_accumulation}")
     parts.append(s.precision)
-    if not model.is_image and (s.method == "qlora" or s.base_quant == "nf4"):
+    if not model.is_image and base_quant(s) == "nf4":
         parts.append("NF4 base (bitsandbytes)")
     parts.append("checkpointing" if s.gradient_checkpointing else "no checkpointing")
     how, chunks = loss_heads.measured_loss(s.framework)
@@ -186,7 +187,7 @@ def _language(model: catalog.Model, s: Setup, torch: Any, batch: int, device: st
     config._attn_implementation = s.attention or model.attention or "sdpa"
     config.use_cache = False
     full = s.method == "full"
-    four_bit = s.method == "qlora" or s.base_quant == "nf4"
+    four_bit = base_quant(s) == "nf4"
     half = torch.float16 if s.precision == "fp16" else torch.bfloat16
     master = s.master_weights if s.master_weights is not None else s.precision == "fp16"
     if s.precision == "fp32" or (full and master):

@@ -146,6 +146,11 @@ def constants() -> dict[str, Any]:
     return data
 
 
+def base_quant(s: Setup) -> str:
+    """How the frozen base is stored: QLoRA means NF4 whatever --base-quant says."""
+    return "nf4" if s.method == "qlora" else s.base_quant
+
+
 def parse_targets(text: str) -> tuple[str, tuple[str, ...]]:
     """`q,v` / `attn` / `all-linear` / a module list -> (set name, canonical names)."""
     raw = text.strip().lower()
@@ -449,7 +454,7 @@ def estimate(model: Model, s: Setup) -> Estimate:
     master = s.master_weights if s.master_weights is not None else (s.precision == "fp16" or image)
     trainable_bytes = 4 if (s.precision == "fp32" or master) else 2
     dropout = s.lora_dropout if s.lora_dropout is not None else (0.0 if image else 0.05)
-    quant = "nf4" if s.method == "qlora" else s.base_quant
+    quant = base_quant(s)
     target_set, canon = parse_targets(s.targets) if s.method != "full" else ("all", ())
     main = model.main
     b: dict[str, float] = dict.fromkeys(
